@@ -1,0 +1,3 @@
+from flowboard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,20 @@
+"""Every endpoint of the service, registered on the app in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from flowboard.api import flows, health, subscribe
+from flowboard.api.endpoint import Endpoint
+from flowboard.api.openapi import OPENAPI_DOCUMENT, OPENAPI_ENDPOINT, build_openapi
+
+
+def all_endpoints() -> list[Endpoint]:
+    return [*health.endpoints(), *flows.endpoints(), *subscribe.endpoints()]
+
+
+def setup_routes(app: web.Application) -> list[Endpoint]:
+    endpoints = [*all_endpoints(), OPENAPI_ENDPOINT]
+    app[OPENAPI_DOCUMENT] = build_openapi(endpoints)
+    app.router.add_routes([ep.route() for ep in endpoints])
+    return endpoints

@@ -1,0 +1,69 @@
+"""Request and response bodies of the canvas API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from flowboard.canvas.model import Edge, Flow, Node, Position
+from flowboard.ids import Id
+from flowboard.schema import ApiModel
+
+
+class FlowCreate(ApiModel):
+    name: str = Field(min_length=1, max_length=200)
+    nodes: list[Node] = Field(default_factory=list, max_length=2_000)
+    edges: list[Edge] = Field(default_factory=list, max_length=10_000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class FlowUpdate(ApiModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    metadata: dict[str, Any] | None = None
+    base_revision: int | None = Field(default=None, ge=1)
+
+
+class NodeCreate(ApiModel):
+    id: Id | None = None
+    type: str = Field(max_length=64)
+    position: Position = Position()
+    data: dict[str, Any] = Field(default_factory=dict)
+    base_revision: int | None = Field(default=None, ge=1)
+
+
+class NodeUpdate(ApiModel):
+    position: Position | None = None
+    data: dict[str, Any] | None = None
+    base_revision: int | None = Field(default=None, ge=1)
+
+
+class EdgeCreate(ApiModel):
+    id: Id | None = None
+    source: Id
+    target: Id
+    source_handle: str | None = Field(default=None, max_length=64)
+    target_handle: str | None = Field(default=None, max_length=64)
+    base_revision: int | None = Field(default=None, ge=1)
+
+
+class FlowList(ApiModel):
+    items: list[Flow]
+    total: int
+    offset: int
+    limit: int
+
+
+class ErrorBody(ApiModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(ApiModel):
+    error: ErrorBody
+
+
+class Health(ApiModel):
+    status: str
+    database: str | None = None

@@ -1,0 +1,114 @@
+"""GET /subscribe/{flowId}: the flow's live events over Server-Sent Events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+
+from flowboard.api.endpoint import Endpoint, Param
+from flowboard.api.flows import PREFIX
+from flowboard.api.principal import org_id
+from flowboard.canvas.service import FlowNotFound, sync_payload
+from flowboard.keys import CANVAS, HUB, SETTINGS
+from flowboard.streams.hub import FlowChannel, StreamEvent, StreamEventType
+
+_LOGGER = logging.getLogger(__name__)
+
+
+async def _send(resp: EventSourceResponse, events: list[StreamEvent]) -> None:
+    for item in events:
+        await resp.send(item.data, id=item.id, event=item.event.value)
+
+
+async def _send_snapshot(
+    request: web.Request, resp: EventSourceResponse, channel: FlowChannel
+) -> int:
+    """Send the current flow as one SYNC_CANVAS; return the cursor it stands for."""
+    cursor = channel.seq
+    flow = await request.app[CANVAS].get(org_id(request), channel.flow_id)
+    await resp.send(
+        json.dumps(sync_payload(flow)),
+        id=f"{channel.epoch}.{cursor}",
+        event=StreamEventType.SYNC_CANVAS.value,
+    )
+    return cursor
+
+
+async def _start(request: web.Request, resp: EventSourceResponse, channel: FlowChannel) -> int:
+    """Replay what a reconnecting client missed, or send a snapshot."""
+    hub = request.app[HUB]
+    header = request.headers.get("Last-Event-ID") or request.query.get("lastEventId")
+    last = hub.parse_last_event_id(header)
+    missed = None if last is None else channel.since(last)
+    if last is None or missed is None:
+        return await _send_snapshot(request, resp, channel)
+    await _send(resp, missed)
+    return missed[-1].seq if missed else last
+
+
+async def _follow(
+    request: web.Request, resp: EventSourceResponse, channel: FlowChannel, cursor: int
+) -> None:
+    """Send each new event until the client goes away."""
+    closed = asyncio.ensure_future(resp.wait())
+    try:
+        while not closed.done() and not channel.closed:
+            changed = channel.changed()
+            if channel.seq == cursor:
+                await asyncio.wait({changed, closed}, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            events = channel.since(cursor)
+            if events is None:  # fell behind the buffer: catch up with a snapshot
+                cursor = await _send_snapshot(request, resp, channel)
+                continue
+            await _send(resp, events)
+            cursor = events[-1].seq
+            if events[-1].event is StreamEventType.FLOW_DELETED:
+                return
+    finally:
+        closed.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closed
+
+
+async def subscribe(request: web.Request) -> web.StreamResponse:
+    flow_id = request.match_info["flowId"]
+    await request.app[CANVAS].get(org_id(request), flow_id)  # 404 before streaming
+    heartbeat = request.app[SETTINGS].sse.heartbeat_seconds
+    channel = request.app[HUB].channel(flow_id)
+    resp = EventSourceResponse(ping_interval=heartbeat)
+    channel.subscribers += 1
+    try:
+        await resp.prepare(request)
+        async with resp:
+            cursor = await _start(request, resp, channel)
+            await _follow(request, resp, channel, cursor)
+    except (ConnectionResetError, TimeoutError):
+        _LOGGER.debug("subscriber gone", extra={"flow_id": flow_id})
+    except FlowNotFound:
+        _LOGGER.info("flow deleted while streaming", extra={"flow_id": flow_id})
+    finally:
+        channel.subscribers -= 1
+    return resp
+
+
+def endpoints() -> list[Endpoint]:
+    return [
+        Endpoint(
+            "GET",
+            f"{PREFIX}/subscribe/{{flowId}}",
+            subscribe,
+            "Live events of a flow (text/event-stream: SYNC_CANVAS, EXECUTION_UPDATE)",
+            "streams",
+            params=(
+                Param("flowId", "path", required=True),
+                Param("Last-Event-ID", "header", "resume after this event id"),
+            ),
+            content_type="text/event-stream",
+        )
+    ]

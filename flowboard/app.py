@@ -1,0 +1,89 @@
+"""Build the aiohttp Application: every service wired here, each with its cleanup context."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from flowboard.api.errors import error_middleware
+from flowboard.api.routes import setup_routes
+from flowboard.canvas.service import CanvasService
+from flowboard.config import Settings
+from flowboard.db.database import Database, connect
+from flowboard.db.embedded import EmbeddedMongo
+from flowboard.keys import CANVAS, DATABASE, HUB, SETTINGS
+from flowboard.store.flows import FlowStore
+from flowboard.streams.hub import StreamHub
+
+_LOGGER = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 60.0
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Connect to the configured MongoDB, or start the embedded one first."""
+    settings = app[SETTINGS]
+    embedded: EmbeddedMongo | None = None
+    uri = settings.database.uri
+    if not uri:
+        embedded = EmbeddedMongo(settings.data_path / "db")
+        await embedded.start(settings.database.startup_timeout_seconds)
+        uri = embedded.uri
+    try:
+        database: Database = await connect(
+            uri, settings.database.name, settings.database.startup_timeout_seconds
+        )
+    except BaseException:
+        if embedded is not None:
+            await embedded.stop()
+        raise
+    app[DATABASE] = database
+    try:
+        yield
+    finally:
+        await database.close()
+        if embedded is not None:
+            await embedded.stop()
+
+
+async def _sweep_channels(hub: StreamHub) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        dropped = hub.sweep()
+        if dropped:
+            _LOGGER.debug("idle stream channels dropped", extra={"count": dropped})
+
+
+async def _canvas_ctx(app: web.Application) -> AsyncIterator[None]:
+    hub = StreamHub(capacity=app[SETTINGS].sse.buffer_size)
+    app[HUB] = hub
+    app[CANVAS] = CanvasService(FlowStore(app[DATABASE]), hub)
+    sweeper = asyncio.create_task(_sweep_channels(hub), name="flowboard.stream-sweeper")
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+
+
+async def _close_streams(app: web.Application) -> None:
+    """On shutdown, end every open event stream so the server can stop."""
+    if HUB in app:
+        app[HUB].close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The whole service as one aiohttp Application."""
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes
+    )
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([_database_ctx, _canvas_ctx])
+    app.on_shutdown.append(_close_streams)
+    setup_routes(app)
+    return app

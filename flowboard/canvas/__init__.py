@@ -1,0 +1,1 @@
+"""The canvas: flows of nodes and edges, their validation and their edits."""

@@ -1,0 +1,194 @@
+"""Settings: `config.toml` defaults overridden by `FLOWBOARD_<SECTION>__<KEY>` variables."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "FLOWBOARD_"
+ENV_SEPARATOR = "__"
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message names it in one line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_upload_bytes: int = Field(default=20 * 1_048_576, gt=0)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+
+class DatabaseSettings(_Section):
+    uri: str = ""
+    name: str = "flowboard"
+    startup_timeout_seconds: float = Field(default=20.0, gt=0)
+
+
+class SseSettings(_Section):
+    heartbeat_seconds: float = Field(default=15.0, gt=0)
+    buffer_size: int = Field(default=256, ge=1)
+
+
+class StorageSettings(_Section):
+    backend: Literal["local", "s3"] = "local"
+    public_base_url: str = ""
+    s3_bucket: str = "flowboard"
+    s3_endpoint_url: str = ""
+    s3_region: str = "auto"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_presign: bool = True
+    s3_presign_seconds: int = Field(default=3600, gt=0)
+    s3_part_bytes: int = Field(default=8 * 1_048_576, ge=5 * 1_048_576)
+
+
+class ExecutionSettings(_Section):
+    max_concurrent_nodes: int = Field(default=4, ge=1)
+    progress_min_interval_seconds: float = Field(default=0.25, ge=0)
+    handler_attempts: int = Field(default=3, ge=1)
+    handler_backoff_seconds: float = Field(default=0.2, ge=0)
+
+
+class LocalProviderSettings(_Section):
+    fps: int = Field(default=24, ge=1, le=60)
+    deadline_seconds: float = Field(default=600.0, gt=0)
+
+
+class VeoSettings(_Section):
+    mode: Literal["gemini", "vertex"] = "gemini"
+    api_key: str = ""
+    project: str = ""
+    location: str = "us-central1"
+    credentials_file: str = ""
+    access_token: str = ""
+    base_url: str = ""
+    model: str = "veo-3.0-generate-001"
+    poll_initial_seconds: float = Field(default=5.0, gt=0)
+    poll_max_seconds: float = Field(default=30.0, gt=0)
+    deadline_seconds: float = Field(default=900.0, gt=0)
+    typical_seconds: float = Field(default=90.0, gt=0)
+
+
+class ComfyWorkflowSettings(_Section):
+    file: str
+    prompt: str = ""
+    negative_prompt: str = ""
+    image: str = ""
+    width: str = ""
+    height: str = ""
+    frames: str = ""
+    seconds: str = ""
+    fps: str = ""
+    seed: str = ""
+    output_node: str
+
+
+class ComfyUISettings(_Section):
+    url: str = ""
+    workflow: str = "default"
+    workflows: dict[str, ComfyWorkflowSettings] = Field(default_factory=dict)
+    deadline_seconds: float = Field(default=1800.0, gt=0)
+
+
+class ProvidersSettings(_Section):
+    default: Literal["local", "veo", "comfyui"] = "local"
+    local: LocalProviderSettings = LocalProviderSettings()
+    veo: VeoSettings = VeoSettings()
+    comfyui: ComfyUISettings = ComfyUISettings()
+
+
+class FirestoreSettings(_Section):
+    enabled: bool = False
+    project: str = "flowboard"
+    collection: str = "flows_execution_state"
+    emulator_host: str = ""
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class Settings(_Section):
+    """Every setting of the service; see config.toml for the meaning of each."""
+
+    data_dir: str = "./data"
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    sse: SseSettings = SseSettings()
+    storage: StorageSettings = StorageSettings()
+    execution: ExecutionSettings = ExecutionSettings()
+    providers: ProvidersSettings = ProvidersSettings()
+    firestore: FirestoreSettings = FirestoreSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "FLOWBOARD_CONFIG":
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split(ENV_SEPARATOR)
+        node = raw
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"config error: {name}: {part} is not a section")
+            node = child
+        node[path[-1]] = value
+
+
+def _merge(target: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    value = first.get("input")
+    shown = f" (got {value!r})" if isinstance(value, str | int | float | bool) else ""
+    return f"config error: {where}: {first['msg']}{shown}"
+
+
+def load_settings(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read the TOML file (if any), apply env overrides, then explicit overrides."""
+    env = os.environ if environ is None else environ
+    if path is None and env.get("FLOWBOARD_CONFIG"):
+        path = Path(env["FLOWBOARD_CONFIG"])
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config error: file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config error: {path}: {exc}") from exc
+    _apply_env(raw, env)
+    _merge(raw, overrides or {})
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc

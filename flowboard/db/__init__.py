@@ -1,0 +1,1 @@
+"""MongoDB connection, the embedded server, and collection set-up."""

@@ -1,0 +1,75 @@
+"""The MongoDB client, its collections, and their indexes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+_LOGGER = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+
+
+class DatabaseUnavailable(Exception):
+    """The configured database did not answer."""
+
+
+@dataclass
+class Database:
+    """One client and the collections Flowboard keeps."""
+
+    client: AsyncMongoClient[Document]
+    db: AsyncDatabase[Document]
+
+    @property
+    def flows(self) -> AsyncCollection[Document]:
+        return self.db["flows"]
+
+    @property
+    def executions(self) -> AsyncCollection[Document]:
+        return self.db["executions"]
+
+    @property
+    def assets(self) -> AsyncCollection[Document]:
+        return self.db["assets"]
+
+    async def ping(self) -> bool:
+        try:
+            await self.db.command("ping")
+        except PyMongoError:
+            return False
+        return True
+
+    async def ensure_indexes(self) -> None:
+        """Create every index the queries rely on (idempotent)."""
+        await self.flows.create_index([("orgId", ASCENDING), ("updatedAt", DESCENDING)])
+        await self.executions.create_index(
+            [("orgId", ASCENDING), ("flowId", ASCENDING), ("createdAt", DESCENDING)]
+        )
+        await self.executions.create_index([("status", ASCENDING)])
+        await self.assets.create_index([("executionId", ASCENDING), ("nodeId", ASCENDING)])
+        await self.assets.create_index([("status", ASCENDING)])
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def connect(uri: str, name: str, timeout: float) -> Database:
+    """Connect, check the server answers, and create indexes."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        uri, serverSelectionTimeoutMS=int(timeout * 1000), tz_aware=True
+    )
+    database = Database(client, client[name])
+    try:
+        await database.db.command("ping")
+        await database.ensure_indexes()
+    except PyMongoError as exc:
+        await client.close()
+        raise DatabaseUnavailable(f"database.uri: cannot reach {uri!r}: {exc}") from exc
+    return database

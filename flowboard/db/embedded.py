@@ -1,0 +1,116 @@
+"""Run `secantusd-py` as a child process when no MongoDB URI is configured.
+
+SecantusDB is GPL: it is only ever started as a separate program, never imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+_LOGGER = logging.getLogger(__name__)
+SERVER_PROGRAM = "secantusd-py"
+
+
+class EmbeddedDatabaseError(Exception):
+    """The embedded database could not be started."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Ask the kernel for a free TCP port on the host."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def find_program(name: str) -> str:
+    """Locate a console script next to this interpreter first, then on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise EmbeddedDatabaseError(f"{name} not found; install the 'secantusdb' package")
+    return found
+
+
+async def wait_for_port(host: str, port: int, timeout: float) -> None:
+    """Wait until a TCP connection to host:port succeeds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+
+
+@dataclass
+class EmbeddedMongo:
+    """A `secantusd-py` child process bound to a loopback port."""
+
+    storage_path: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://{self.host}:{self.port}/?directConnection=true"
+
+    async def start(self, timeout: float) -> None:
+        """Start the server and wait until it accepts connections."""
+        self.storage_path.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port(self.host)
+        log_file = (self.storage_path.parent / "secantusd.log").open("ab")
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                find_program(SERVER_PROGRAM),
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                "--storage-path",
+                str(self.storage_path),
+                "--log-level",
+                "WARNING",
+                stdout=log_file,
+                stderr=log_file,
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+        finally:
+            log_file.close()
+        try:
+            await wait_for_port(self.host, self.port, timeout)
+        except OSError as exc:
+            await self.stop()
+            raise EmbeddedDatabaseError(
+                f"embedded database did not answer on port {self.port} within {timeout:.0f} s"
+            ) from exc
+        _LOGGER.info("embedded database up", extra={"port": self.port})
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Terminate the server, killing it if it does not exit in time."""
+        proc, self.process = self.process, None
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            _LOGGER.warning("embedded database ignored SIGTERM; killing it")
+            proc.kill()
+            await proc.wait()

@@ -1,0 +1,23 @@
+"""`generated_asset`: the output of a generation node, added by the service."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from flowboard.ids import Id
+from flowboard.nodes.base import NodeType
+from flowboard.schema import ApiModel
+
+
+class GeneratedAssetNodeData(ApiModel):
+    asset_id: Id | None = None
+    url: str | None = Field(default=None, max_length=4096)
+    poster_url: str | None = Field(default=None, max_length=4096)
+    media_type: Literal["image", "video"] = "video"
+    source_node_id: Id | None = None
+    execution_id: Id | None = None
+
+
+NODE_TYPE = NodeType("generated_asset", GeneratedAssetNodeData)

@@ -1,0 +1,1 @@
+"""Persistence of flows, executions and assets; every query is scoped by organisation."""

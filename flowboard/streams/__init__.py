@@ -1,0 +1,1 @@
+"""Live event streams to canvas clients (SSE), one channel per flow."""

@@ -1,0 +1,106 @@
+"""`flowboard serve` as a real process: embedded database, restart, bad config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers._process import free_port
+
+FLOWBOARD = [sys.executable, "-m", "flowboard"]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWBOARD_")}
+    env.update({"FLOWBOARD_DATA_DIR": str(tmp_path / "data"), **extra})
+    return env
+
+
+def _call(url: str, body: dict[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def _start(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [*FLOWBOARD, "serve", "--port", str(port)],
+        env=_env(tmp_path),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 10  # acceptance: healthy within 10 s
+    while time.monotonic() < deadline:
+        try:
+            if _call(f"http://127.0.0.1:{port}/healthz")["status"] == "ok":
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"not healthy in 10 s: {proc.communicate()[1].decode()[-2000:]}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=30)
+
+
+def test_embedded_default_keeps_flows_across_restart(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/creative-flowboard"
+    proc = _start(tmp_path, port)
+    try:
+        flow = _call(f"{base}/flows", {"name": "Keep me", "nodes": [{"id": "a", "type": "prompt"}]})
+        assert _call(f"http://127.0.0.1:{port}/readyz")["database"] == "up"
+    finally:
+        assert _stop(proc) == 0
+    proc = _start(tmp_path, port)
+    try:
+        again = _call(f"{base}/flows/{flow['id']}")
+        assert again == flow
+    finally:
+        assert _stop(proc) == 0
+    assert (tmp_path / "data" / "db").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"FLOWBOARD_SERVER__MAX_BODY_BYTES": "lots"}, "server.max_body_bytes"),
+        ({"FLOWBOARD_SERVER__COLOUR": "red"}, "server.colour"),
+        ({"FLOWBOARD_STORAGE__BACKEND": "ftp"}, "storage.backend"),
+        (
+            {
+                "FLOWBOARD_DATABASE__URI": "mongodb://127.0.0.1:1/",
+                "FLOWBOARD_DATABASE__STARTUP_TIMEOUT_SECONDS": "1",
+            },
+            "database.uri",
+        ),
+    ],
+)
+def test_bad_config_stops_with_one_clear_line(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    result = subprocess.run(
+        [*FLOWBOARD, "serve", "--port", str(free_port())],
+        env=_env(tmp_path, **env),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    stderr = result.stderr.decode()
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert expected in last, stderr
