@@ -1,0 +1,1 @@
+"""Media toolkit: local rendering, posters, probing and content sniffing."""

@@ -1,0 +1,1 @@
+"""Store generated media: local files or an S3-compatible bucket behind one `Storage` protocol."""

@@ -1,0 +1,31 @@
+"""A real `moto_server` (S3 and friends) for the whole test session."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers._process import ServerProcess, free_port
+
+
+def _program() -> str:
+    beside = Path(sys.executable).parent / "moto_server"
+    return str(beside) if beside.exists() else (shutil.which("moto_server") or "moto_server")
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start moto_server on a free loopback port; yield its endpoint URL."""
+    root = tmp_path_factory.mktemp("moto")
+    port = free_port()
+    server = ServerProcess(
+        [_program(), "-H", "127.0.0.1", "-p", str(port)],
+        port,
+        root / "server.log",
+    ).start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
