@@ -1,0 +1,1 @@
+"""Optional mirrors of execution state into external stores."""
