@@ -15,7 +15,27 @@ from flowboard.canvas.service import CanvasService
 from flowboard.config import Settings
 from flowboard.db.database import Database, connect
 from flowboard.db.embedded import EmbeddedMongo
-from flowboard.keys import CANVAS, DATABASE, HUB, SETTINGS
+from flowboard.events.bus import EventBus
+from flowboard.execution.engine import ExecutionEngine
+from flowboard.keys import (
+    ASSETS,
+    BUS,
+    CANVAS,
+    DATABASE,
+    ENGINE,
+    HUB,
+    MIRROR,
+    PROVIDERS,
+    SETTINGS,
+    STORAGE,
+)
+from flowboard.mirror.firestore import FirestoreMirror
+from flowboard.processors.inputs import InputResolver
+from flowboard.processors.video_gen import VideoGenNodeProcessor
+from flowboard.providers.registry import open_providers
+from flowboard.storage.factory import open_storage
+from flowboard.store.assets import AssetStore
+from flowboard.store.executions import ExecutionStore
 from flowboard.store.flows import FlowStore
 from flowboard.streams.hub import StreamHub
 
@@ -71,6 +91,69 @@ async def _canvas_ctx(app: web.Application) -> AsyncIterator[None]:
             await sweeper
 
 
+async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_storage(app[SETTINGS]) as storage:
+        app[STORAGE] = storage
+        yield
+
+
+async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_providers(app[SETTINGS]) as providers:
+        app[PROVIDERS] = providers
+        yield
+
+
+async def _mirror_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS].firestore
+    mirror = FirestoreMirror(settings) if settings.enabled else None
+    app[MIRROR] = mirror
+    if mirror is None:
+        yield
+        return
+    await mirror.start()
+    try:
+        yield
+    finally:
+        await mirror.stop(timeout=5.0)
+
+
+async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The bus, the engine and its processors; resume unfinished runs once up."""
+    settings = app[SETTINGS]
+    bus = EventBus(settings.execution.handler_attempts, settings.execution.handler_backoff_seconds)
+    assets = AssetStore(app[DATABASE])
+    engine = ExecutionEngine(
+        ExecutionStore(app[DATABASE]),
+        app[CANVAS],
+        app[HUB],
+        bus,
+        settings.execution,
+        mirror=app[MIRROR],
+    )
+    video = VideoGenNodeProcessor(
+        tasks=engine,
+        assets=assets,
+        canvas=app[CANVAS],
+        providers=app[PROVIDERS],
+        storage=app[STORAGE],
+        bus=bus,
+        runner=engine.runner,
+        resolver=InputResolver(assets, app[STORAGE], settings.server.max_upload_bytes),
+        settings=settings.execution,
+        work_dir=settings.data_path / "tmp",
+    )
+    engine.processors[video.node_type] = video
+    bus.register(engine)
+    bus.register(video)
+    app[BUS], app[ASSETS], app[ENGINE] = bus, assets, engine
+    await engine.resume()
+    try:
+        yield
+    finally:
+        await engine.runner.shutdown(settings.server.shutdown_grace_seconds)
+        await bus.close(timeout=5.0)
+
+
 async def _close_streams(app: web.Application) -> None:
     """On shutdown, end every open event stream so the server can stop."""
     if HUB in app:
@@ -83,7 +166,9 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes
     )
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([_database_ctx, _canvas_ctx])
+    app.cleanup_ctx.extend(
+        [_database_ctx, _canvas_ctx, _storage_ctx, _providers_ctx, _mirror_ctx, _engine_ctx]
+    )
     app.on_shutdown.append(_close_streams)
     setup_routes(app)
     return app

@@ -10,9 +10,21 @@ if TYPE_CHECKING:
     from flowboard.canvas.service import CanvasService
     from flowboard.config import Settings
     from flowboard.db.database import Database
+    from flowboard.events.bus import EventBus
+    from flowboard.execution.engine import ExecutionEngine
+    from flowboard.mirror.firestore import FirestoreMirror
+    from flowboard.providers.registry import ProviderRegistry
+    from flowboard.storage.base import Storage
+    from flowboard.store.assets import AssetStore
     from flowboard.streams.hub import StreamHub
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 DATABASE: web.AppKey[Database] = web.AppKey("database")
 HUB: web.AppKey[StreamHub] = web.AppKey("hub")
 CANVAS: web.AppKey[CanvasService] = web.AppKey("canvas")
+STORAGE: web.AppKey[Storage] = web.AppKey("storage")
+BUS: web.AppKey[EventBus] = web.AppKey("bus")
+PROVIDERS: web.AppKey[ProviderRegistry] = web.AppKey("providers")
+ASSETS: web.AppKey[AssetStore] = web.AppKey("assets")
+ENGINE: web.AppKey[ExecutionEngine] = web.AppKey("engine")
+MIRROR: web.AppKey[FirestoreMirror | None] = web.AppKey("mirror")

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flowboard.api import flows, health, subscribe
+from flowboard.api import assets, executions, flows, health, subscribe
 from flowboard.api.endpoint import Endpoint
 from flowboard.api.openapi import OPENAPI_DOCUMENT, OPENAPI_ENDPOINT, build_openapi
 
 
 def all_endpoints() -> list[Endpoint]:
-    return [*health.endpoints(), *flows.endpoints(), *subscribe.endpoints()]
+    return [
+        *health.endpoints(),
+        *flows.endpoints(),
+        *subscribe.endpoints(),
+        *executions.endpoints(),
+        *assets.endpoints(),
+    ]
 
 
 def setup_routes(app: web.Application) -> list[Endpoint]:

@@ -53,6 +53,11 @@ class Database:
             [("orgId", ASCENDING), ("flowId", ASCENDING), ("createdAt", DESCENDING)]
         )
         await self.executions.create_index([("status", ASCENDING)])
+        await self.executions.create_index(
+            [("orgId", ASCENDING), ("clientRequestId", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"clientRequestId": {"$type": "string"}},
+        )
         await self.assets.create_index([("executionId", ASCENDING), ("nodeId", ASCENDING)])
         await self.assets.create_index([("status", ASCENDING)])
 

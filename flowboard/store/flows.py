@@ -9,18 +9,11 @@ from pymongo import DESCENDING, ReturnDocument
 
 from flowboard.canvas.model import Flow
 from flowboard.db.database import Database, Document
-
-
-def _to_doc(flow: Flow) -> Document:
-    doc = flow.model_dump(mode="python", by_alias=True)
-    doc["_id"] = doc.pop("id")
-    return doc
+from flowboard.db.documents import from_doc, to_doc
 
 
 def _from_doc(doc: Document) -> Flow:
-    data = dict(doc)
-    data["id"] = data.pop("_id")
-    return Flow.model_validate(data)
+    return from_doc(Flow, doc)
 
 
 @dataclass(frozen=True)
@@ -36,7 +29,7 @@ class FlowStore:
     database: Database
 
     async def insert(self, flow: Flow) -> None:
-        await self.database.flows.insert_one(_to_doc(flow))
+        await self.database.flows.insert_one(to_doc(flow))
 
     async def get(self, org_id: str, flow_id: str) -> Flow | None:
         doc = await self.database.flows.find_one({"_id": flow_id, "orgId": org_id})
@@ -56,7 +49,7 @@ class FlowStore:
 
     async def replace_if_revision(self, flow: Flow, expected_revision: int) -> Flow | None:
         """Store `flow` only if the stored revision is still `expected_revision`."""
-        doc = _to_doc(flow)
+        doc = to_doc(flow)
         fields: dict[str, Any] = {k: v for k, v in doc.items() if k not in ("_id", "createdAt")}
         stored = await self.database.flows.find_one_and_update(
             {"_id": flow.id, "orgId": flow.org_id, "revision": expected_revision},

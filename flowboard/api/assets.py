@@ -1,0 +1,128 @@
+"""Input uploads, asset records, and local media files (with Range support)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+from aiohttp import BodyPartReader, web
+
+from flowboard.api.bodies import json_answer
+from flowboard.api.endpoint import Endpoint, Param
+from flowboard.api.errors import ApiError
+from flowboard.api.flows import PREFIX
+from flowboard.api.principal import org_id
+from flowboard.assets.model import AssetStatus, AssetType, GeneratedAsset, StorageInfo, Workflow
+from flowboard.ids import new_id, utcnow
+from flowboard.keys import ASSETS, SETTINGS, STORAGE
+from flowboard.media.sniff import UnsupportedMedia, sniff_image
+from flowboard.storage.base import InvalidKey, ObjectNotFound
+from flowboard.storage.local import LocalStorage
+
+ASSET_ID = Param("assetId", "path", required=True)
+
+
+async def _read_upload(request: web.Request, limit: int) -> bytes:
+    if not request.content_type.startswith("multipart/"):
+        raise ApiError(415, "unsupported_media_type", "upload must be multipart/form-data")
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if isinstance(part, BodyPartReader) and part.name == "file":
+            data = bytearray()
+            while chunk := await part.read_chunk(1 << 16):
+                data += chunk
+                if len(data) > limit:
+                    raise ApiError(413, "payload_too_large", f"upload exceeds {limit} bytes")
+            return bytes(data)
+    raise ApiError(400, "missing_file", "multipart field 'file' is required")
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def upload_asset(request: web.Request) -> web.Response:
+    data = await _read_upload(request, request.app[SETTINGS].server.max_upload_bytes)
+    try:
+        info = sniff_image(data)
+    except UnsupportedMedia as exc:
+        raise ApiError(415, "unsupported_media_type", str(exc)) from exc
+    asset_id = new_id("asset")
+    key = f"uploads/{asset_id}/{secrets.token_urlsafe(16)}.{info.extension}"
+    storage = request.app[STORAGE]
+    stored = await storage.put_stream(key, _once(data), info.content_type)
+    now = utcnow()
+    asset = GeneratedAsset(
+        id=asset_id,
+        org_id=org_id(request),
+        type=AssetType.IMAGE,
+        workflow=Workflow.UPLOAD,
+        status=AssetStatus.COMPLETED,
+        progress=100.0,
+        url=await storage.url_for(key),
+        storage=StorageInfo.model_validate(stored.to_json()),
+        parameters={"width": info.width, "height": info.height},
+        created_at=now,
+        updated_at=now,
+    )
+    await request.app[ASSETS].insert(asset)
+    return json_answer(asset, 201)
+
+
+async def get_asset(request: web.Request) -> web.Response:
+    asset = await request.app[ASSETS].get(org_id(request), request.match_info["assetId"])
+    if asset is None:
+        raise ApiError(404, "asset_not_found", f"asset {request.match_info['assetId']!r} not found")
+    if asset.storage is not None:  # presigned URLs expire: hand out a fresh one
+        url = await request.app[STORAGE].url_for(asset.storage.key)
+        asset = asset.model_copy(update={"url": url})
+    return json_answer(asset)
+
+
+async def media(request: web.Request) -> web.StreamResponse:
+    storage = request.app[STORAGE]
+    if not isinstance(storage, LocalStorage):
+        raise ApiError(404, "not_found", "media is served by the storage backend")
+    try:
+        path = storage.path_for(request.match_info["key"])
+    except (InvalidKey, ObjectNotFound) as exc:
+        raise ApiError(404, "not_found", "no such media") from exc
+    if not path.is_file():
+        raise ApiError(404, "not_found", "no such media")
+    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+
+
+def endpoints() -> list[Endpoint]:
+    tag = "assets"
+    return [
+        Endpoint(
+            "POST",
+            f"{PREFIX}/assets",
+            upload_asset,
+            "Upload an input image (multipart field 'file')",
+            tag,
+            None,
+            GeneratedAsset,
+            201,
+            content_type="application/json",
+        ),
+        Endpoint(
+            "GET",
+            f"{PREFIX}/assets/{{assetId}}",
+            get_asset,
+            "Get an asset",
+            tag,
+            None,
+            GeneratedAsset,
+            params=(ASSET_ID,),
+        ),
+        Endpoint(
+            "GET",
+            "/media/{key:.+}",
+            media,
+            "A locally stored media file (Range supported)",
+            tag,
+            params=(Param("key", "path", required=True),),
+            content_type="video/mp4",
+        ),
+    ]

@@ -1,0 +1,140 @@
+"""Run endpoints and execution state."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import Field
+
+from flowboard.api.bodies import json_answer, query_int, read_model
+from flowboard.api.endpoint import Endpoint, Param
+from flowboard.api.flows import FLOW_ID, PREFIX
+from flowboard.api.principal import org_id
+from flowboard.execution.model import Execution
+from flowboard.ids import Id
+from flowboard.keys import ENGINE
+from flowboard.schema import ApiModel
+
+EXECUTION_ID = Param("executionId", "path", required=True)
+IDEMPOTENCY_KEY = Param("Idempotency-Key", "header", "same key within 24 h = same execution")
+
+
+class RunNodeRequest(ApiModel):
+    flow_id: Id
+    node_id: Id
+    client_request_id: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class RunFlowRequest(ApiModel):
+    client_request_id: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class CancelRequest(ApiModel):
+    node_id: Id | None = None
+
+
+class ExecutionList(ApiModel):
+    items: list[Execution]
+    total: int
+    offset: int
+    limit: int
+
+
+def _request_id(request: web.Request, body_value: str | None) -> str | None:
+    return request.headers.get("Idempotency-Key") or body_value
+
+
+async def run_node(request: web.Request) -> web.Response:
+    body = await read_model(request, RunNodeRequest)
+    execution = await request.app[ENGINE].run_node(
+        org_id(request), body.flow_id, body.node_id, _request_id(request, body.client_request_id)
+    )
+    return json_answer(execution, 202)
+
+
+async def run_flow(request: web.Request) -> web.Response:
+    body = await read_model(request, RunFlowRequest) if request.can_read_body else RunFlowRequest()
+    execution = await request.app[ENGINE].run_flow(
+        org_id(request), request.match_info["flowId"], _request_id(request, body.client_request_id)
+    )
+    return json_answer(execution, 202)
+
+
+async def get_execution(request: web.Request) -> web.Response:
+    execution = await request.app[ENGINE].get(org_id(request), request.match_info["executionId"])
+    return json_answer(execution)
+
+
+async def list_executions(request: web.Request) -> web.Response:
+    offset = query_int(request, "offset", 0, 0, 1_000_000)
+    limit = query_int(request, "limit", 50, 1, 200)
+    items, total = await request.app[ENGINE].list_for_flow(
+        org_id(request), request.match_info["flowId"], offset, limit
+    )
+    return json_answer(ExecutionList(items=items, total=total, offset=offset, limit=limit))
+
+
+async def cancel_execution(request: web.Request) -> web.Response:
+    body = await read_model(request, CancelRequest) if request.can_read_body else CancelRequest()
+    execution = await request.app[ENGINE].cancel(
+        org_id(request), request.match_info["executionId"], body.node_id
+    )
+    return json_answer(execution)
+
+
+def endpoints() -> list[Endpoint]:
+    tag = "execution"
+    executions = f"{PREFIX}/executions/{{executionId}}"
+    return [
+        Endpoint(
+            "POST",
+            f"{PREFIX}/run-node",
+            run_node,
+            "Run one node (answers at once)",
+            tag,
+            RunNodeRequest,
+            Execution,
+            202,
+            params=(IDEMPOTENCY_KEY,),
+        ),
+        Endpoint(
+            "POST",
+            f"{PREFIX}/run/{{flowId}}",
+            run_flow,
+            "Run a whole flow in dependency order",
+            tag,
+            RunFlowRequest,
+            Execution,
+            202,
+            params=(FLOW_ID, IDEMPOTENCY_KEY),
+        ),
+        Endpoint(
+            "GET",
+            executions,
+            get_execution,
+            "Get an execution",
+            tag,
+            None,
+            Execution,
+            params=(EXECUTION_ID,),
+        ),
+        Endpoint(
+            "GET",
+            f"{PREFIX}/flows/{{flowId}}/executions",
+            list_executions,
+            "List a flow's executions",
+            tag,
+            None,
+            ExecutionList,
+            params=(FLOW_ID,),
+        ),
+        Endpoint(
+            "POST",
+            f"{executions}/cancel",
+            cancel_execution,
+            "Cancel a run (or one node of it)",
+            tag,
+            CancelRequest,
+            Execution,
+            params=(EXECUTION_ID,),
+        ),
+    ]

@@ -1,0 +1,1 @@
+"""Assets: uploaded inputs and generated outputs, with their stored media."""

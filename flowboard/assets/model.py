@@ -1,0 +1,80 @@
+"""The GeneratedAsset document (also used for uploaded input images)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from flowboard.schema import ApiModel
+
+
+class AssetStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (AssetStatus.COMPLETED, AssetStatus.FAILED, AssetStatus.CANCELLED)
+
+
+class AssetType(StrEnum):
+    VIDEO = "video"
+    IMAGE = "image"
+
+
+class Workflow(StrEnum):
+    TEXT_TO_VIDEO = "text-to-video"
+    IMAGE_TO_VIDEO = "image-to-video"
+    UPLOAD = "upload"
+
+
+class StorageInfo(ApiModel):
+    backend: str
+    bucket: str | None = None
+    key: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class AssetError(ApiModel):
+    code: str
+    message: str
+
+
+class GeneratedAsset(ApiModel):
+    """A video or image: its request, its provider job, and where it is stored.
+
+    operation_id: the provider's job id, persisted before anything else happens so
+        that a restart can resume following the job.
+    progress_estimated: true when the provider reports no percentage of its own.
+    """
+
+    id: str
+    org_id: str
+    flow_id: str | None = None
+    node_id: str | None = None
+    execution_id: str | None = None
+    type: AssetType
+    provider: str | None = None
+    workflow: Workflow
+    prompt: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    status: AssetStatus
+    progress: float = Field(default=0.0, ge=0, le=100)
+    progress_estimated: bool = False
+    operation_id: str | None = None
+    attempts: int = 0
+    url: str | None = None
+    storage: StorageInfo | None = None
+    poster: StorageInfo | None = None
+    poster_url: str | None = None
+    error: AssetError | None = None
+    created_at: datetime
+    updated_at: datetime

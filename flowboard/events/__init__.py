@@ -1,0 +1,1 @@
+"""The in-process event bus and its typed events."""

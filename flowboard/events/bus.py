@@ -1,0 +1,131 @@
+"""An event bus on pyee: typed payloads, decorator registration, retried handlers.
+
+Handlers run concurrently as tracked tasks; each is retried with tenacity and one
+handler's failure never reaches the others. A handler that gives up is reported
+as a `handler.failed` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pyee import EventEmitter
+from tenacity import AsyncRetrying, RetryError, stop_after_attempt, wait_exponential
+
+from flowboard.events.types import EVENT_TYPES, Event, HandlerFailed
+
+_LOGGER = logging.getLogger(__name__)
+
+Handler = Callable[[Any], Awaitable[None]]
+F = TypeVar("F", bound=Callable[..., Awaitable[None]])
+_MARK = "_flowboard_events"
+
+
+def on(event_name: str) -> Callable[[F], F]:
+    """Mark a coroutine method as a handler of `event_name` (bound by EventBus.register)."""
+    if event_name not in EVENT_TYPES:
+        raise ValueError(f"unknown event {event_name!r}")
+
+    def mark(func: F) -> F:
+        names: list[str] = getattr(func, _MARK, [])
+        setattr(func, _MARK, [*names, event_name])
+        return func
+
+    return mark
+
+
+@dataclass
+class EventBus:
+    """Deliver typed events to their handlers, retrying each one independently."""
+
+    attempts: int = 3
+    backoff_seconds: float = 0.2
+    _emitter: EventEmitter = field(default_factory=EventEmitter)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def listen(self, event_name: str, handler: Handler) -> Callable[[], None]:
+        """Subscribe a handler; return a callable that unsubscribes it."""
+        if event_name not in EVENT_TYPES:
+            raise ValueError(f"unknown event {event_name!r}")
+
+        def dispatch(event: Event) -> None:
+            self._spawn(self._deliver(handler, event), f"event:{event_name}")
+
+        self._emitter.on(event_name, dispatch)
+        return lambda: self._emitter.remove_listener(event_name, dispatch)
+
+    def register(self, owner: object) -> list[Callable[[], None]]:
+        """Subscribe every method of `owner` marked with @on."""
+        unsubscribers = []
+        for _, method in inspect.getmembers(owner, inspect.ismethod):
+            for name in getattr(method, _MARK, []):
+                unsubscribers.append(self.listen(name, method))
+        return unsubscribers
+
+    def publish(self, event: Event) -> None:
+        """Hand the event to every handler of its type; never raises."""
+        self._emitter.emit(event.EVENT, event)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait for handlers in flight; True if all finished in time."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._tasks:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        return True
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Let handlers finish within the timeout, then cancel the rest."""
+        if not await self.drain(timeout):
+            _LOGGER.warning("cancelling event handlers", extra={"count": len(self._tasks)})
+        tasks = set(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._emitter.remove_all_listeners()
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, handler: Handler, event: Event) -> None:
+        name = getattr(handler, "__qualname__", repr(handler))
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.backoff_seconds, max=30),
+            reraise=False,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        _LOGGER.info(
+                            "retrying event handler",
+                            extra={
+                                "handler": name,
+                                "event": event.EVENT,
+                                "attempt": attempt.retry_state.attempt_number,
+                            },
+                        )
+                    await handler(event)
+        except RetryError as exc:
+            error = exc.last_attempt.exception()
+            _LOGGER.warning(
+                "event handler gave up: %s",
+                error,
+                extra={"handler": name, "event": event.EVENT, "attempts": self.attempts},
+            )
+            if not isinstance(event, HandlerFailed):
+                failed = HandlerFailed(
+                    name, event, f"{type(error).__name__}: {error}", self.attempts
+                )
+                self.publish(failed)

@@ -1,0 +1,1 @@
+"""Runs of nodes and flows: state, persistence and scheduling."""

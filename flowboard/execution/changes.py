@@ -1,0 +1,63 @@
+"""A change to one task, applied in the only place task state moves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flowboard.execution.model import Execution, Task, TaskError, TaskStatus, check_transition
+from flowboard.ids import utcnow
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """What to change on a task; None leaves a field as it is."""
+
+    status: TaskStatus | None = None
+    progress: float | None = None
+    estimated: bool | None = None
+    description: str | None = None
+    output_asset_id: str | None = None
+    output_url: str | None = None
+    error: TaskError | None = None
+    add_attempt: bool = False
+
+
+def _progress(task: Task, change: TaskChange, status: TaskStatus) -> float:
+    if status is TaskStatus.COMPLETED:
+        return 100.0
+    if change.progress is None:
+        return task.progress
+    # Progress never goes backwards and reaches 100 only on completion.
+    return max(task.progress, min(99.0, change.progress))
+
+
+def apply_change(execution: Execution, node_id: str, change: TaskChange) -> Execution:
+    """Return the execution with the change applied; IllegalTransition if not allowed."""
+    task = execution.tasks[node_id]
+    status = change.status or task.status
+    check_transition(task.status, status)
+    now = utcnow()
+    updates = {
+        "status": status,
+        "progress": _progress(task, change, status),
+        "progress_estimated": task.progress_estimated
+        if change.estimated is None
+        else change.estimated,
+        "status_description": change.description
+        if change.description is not None
+        else task.status_description,
+        "output_asset_id": change.output_asset_id or task.output_asset_id,
+        "output_url": change.output_url or task.output_url,
+        "error": change.error or task.error,
+        "attempts": task.attempts + (1 if change.add_attempt else 0),
+        "updated_at": now,
+        "started_at": task.started_at or (now if status is TaskStatus.PROCESSING else None),
+        "finished_at": now if status.terminal else None,
+    }
+    tasks = {**execution.tasks, node_id: task.model_copy(update=updates)}
+    changed = execution.model_copy(update={"tasks": tasks, "updated_at": now})
+    status_now = changed.derived_status()
+    finished = now if status_now.terminal else None
+    return changed.model_copy(
+        update={"status": status_now, "finished_at": finished, "version": execution.version + 1}
+    )

@@ -1,0 +1,339 @@
+"""Run nodes and flows: create the execution, start ready tasks, move task state.
+
+Every task change goes through `update_task`, which persists first and then
+publishes (SSE EXECUTION_UPDATE, the bus, the Firestore mirror), and starts the
+tasks that the change made ready.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from flowboard.canvas.model import Flow
+from flowboard.canvas.service import CanvasService, FlowNotFound
+from flowboard.config import ExecutionSettings
+from flowboard.events.bus import EventBus, on
+from flowboard.events.types import AssetUpdated, ExecutionUpdated, HandlerFailed
+from flowboard.execution.changes import TaskChange, apply_change
+from flowboard.execution.jobs import JobRunner
+from flowboard.execution.model import (
+    Execution,
+    ExecutionKind,
+    IllegalTransition,
+    Task,
+    TaskError,
+    TaskStatus,
+)
+from flowboard.execution.plan import flow_plan, is_runnable
+from flowboard.ids import new_id, utcnow
+from flowboard.keyed_lock import KeyedLock
+from flowboard.processors.base import Job, NodeProcessor
+from flowboard.providers.base import ErrorCode, InvalidVideoRequest
+from flowboard.store.executions import ExecutionStore
+from flowboard.streams.hub import StreamEventType, StreamHub
+
+if TYPE_CHECKING:
+    from flowboard.mirror.firestore import FirestoreMirror
+
+_LOGGER = logging.getLogger(__name__)
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+HANDLER_FAILED = "handler_failed"
+
+
+class ExecutionNotFound(LookupError):
+    """No execution with that id in the caller's organisation."""
+
+
+class NotRunnable(InvalidVideoRequest):
+    """The node cannot be run (missing, or of an input-only type)."""
+
+
+@dataclass
+class ExecutionEngine:
+    """Owns execution state and the scheduling of node runs."""
+
+    store: ExecutionStore
+    canvas: CanvasService
+    hub: StreamHub
+    bus: EventBus
+    settings: ExecutionSettings
+    runner: JobRunner = field(default_factory=JobRunner)
+    mirror: FirestoreMirror | None = None
+    processors: dict[str, NodeProcessor] = field(default_factory=dict)
+    _state_locks: KeyedLock = field(default_factory=KeyedLock)
+    _schedule_locks: KeyedLock = field(default_factory=KeyedLock)
+
+    # -- starting runs -------------------------------------------------------------
+
+    async def run_node(
+        self, org_id: str, flow_id: str, node_id: str, client_request_id: str | None
+    ) -> Execution:
+        flow = await self.canvas.get(org_id, flow_id)
+        node = flow.node(node_id)
+        if node is None or not is_runnable(node.type):
+            kind = "not found" if node is None else f"of type {node.type!r} is not runnable"
+            raise NotRunnable(f"node {node_id!r} {kind}")
+        await self.processors[node.type].check(flow, node)
+        return await self._create(
+            org_id, flow, ExecutionKind.NODE, {node_id: []}, client_request_id
+        )
+
+    async def run_flow(self, org_id: str, flow_id: str, client_request_id: str | None) -> Execution:
+        flow = await self.canvas.get(org_id, flow_id)
+        plan = flow_plan(flow)
+        if not plan:
+            raise NotRunnable(f"flow {flow_id!r} has no runnable node")
+        for node_id in plan:
+            node = flow.node(node_id)
+            assert node is not None
+            await self.processors[node.type].check(flow, node)
+        return await self._create(org_id, flow, ExecutionKind.FLOW, plan, client_request_id)
+
+    async def _create(
+        self,
+        org_id: str,
+        flow: Flow,
+        kind: ExecutionKind,
+        plan: dict[str, list[str]],
+        client_request_id: str | None,
+    ) -> Execution:
+        if client_request_id:
+            since = utcnow() - IDEMPOTENCY_WINDOW
+            existing = await self.store.by_client_request(org_id, client_request_id, since)
+            if existing is not None:
+                return existing
+        execution = self._new_execution(org_id, flow, kind, plan, client_request_id)
+        if await self.store.insert(execution) is None:
+            assert client_request_id is not None
+            found = await self.store.by_client_request(org_id, client_request_id, since)
+            if found is None:
+                raise ExecutionNotFound(client_request_id)
+            return found
+        _LOGGER.info(
+            "execution created",
+            extra={"execution_id": execution.id, "flow_id": flow.id, "tasks": len(plan)},
+        )
+        self._publish(execution)
+        await self._schedule(execution.id)
+        return await self.get(org_id, execution.id)
+
+    def _new_execution(
+        self,
+        org_id: str,
+        flow: Flow,
+        kind: ExecutionKind,
+        plan: dict[str, list[str]],
+        client_request_id: str | None,
+    ) -> Execution:
+        now = utcnow()
+        types = {n.id: n.type for n in flow.nodes}
+        tasks = {
+            node_id: Task(
+                node_id=node_id,
+                node_type=types[node_id],
+                depends_on=deps,
+                created_at=now,
+                updated_at=now,
+            )
+            for node_id, deps in plan.items()
+        }
+        return Execution(
+            id=new_id("exec"),
+            org_id=org_id,
+            flow_id=flow.id,
+            kind=kind,
+            tasks=tasks,
+            client_request_id=client_request_id,
+            created_at=now,
+            updated_at=now,
+        )
+
+    # -- reading -------------------------------------------------------------------
+
+    async def get(self, org_id: str, execution_id: str) -> Execution:
+        found = await self.store.get(org_id, execution_id)
+        if found is None:
+            raise ExecutionNotFound(execution_id)
+        return found
+
+    async def list_for_flow(
+        self, org_id: str, flow_id: str, offset: int, limit: int
+    ) -> tuple[list[Execution], int]:
+        await self.canvas.get(org_id, flow_id)
+        return await self.store.list_for_flow(org_id, flow_id, offset, limit)
+
+    # -- the one place task state changes -------------------------------------------
+
+    async def update_task(
+        self, execution_id: str, node_id: str, change: TaskChange
+    ) -> Execution | None:
+        """Apply a change, persist it, publish it; None when the transition is refused."""
+        async with self._state_locks.hold(execution_id):
+            current = await self.store.get_any(execution_id)
+            if current is None or node_id not in current.tasks:
+                return None
+            try:
+                changed = apply_change(current, node_id, change)
+            except IllegalTransition as exc:
+                _LOGGER.debug(
+                    "task change refused: %s",
+                    exc,
+                    extra={"execution_id": execution_id, "node_id": node_id},
+                )
+                return None
+            if not await self.store.replace_if_version(changed, current.version):
+                raise RuntimeError(f"execution {execution_id} changed underneath its lock")
+        self._publish(changed)
+        before, after = current.tasks[node_id].status, changed.tasks[node_id].status
+        if after.terminal and not before.terminal:
+            _LOGGER.info(
+                "task %s",
+                after.value.lower(),
+                extra={
+                    "execution_id": execution_id,
+                    "node_id": node_id,
+                    "error": changed.tasks[node_id].error,
+                },
+            )
+            await self._schedule(execution_id)
+        return changed
+
+    def _publish(self, execution: Execution) -> None:
+        payload = execution.to_json()
+        self.hub.publish(execution.flow_id, StreamEventType.EXECUTION_UPDATE, payload)
+        self.bus.publish(
+            ExecutionUpdated(
+                execution.id, execution.flow_id, execution.org_id, execution.status.value, payload
+            )
+        )
+        if self.mirror is not None:
+            self.mirror.submit(execution.id, payload)
+
+    # -- scheduling ----------------------------------------------------------------
+
+    async def _schedule(self, execution_id: str) -> None:
+        """Start ready tasks (within the limit); end tasks whose upstream failed."""
+        async with self._schedule_locks.hold(execution_id):
+            execution = await self.store.get_any(execution_id)
+            if execution is None or execution.status.terminal:
+                return
+            running = sum(t.status is TaskStatus.PROCESSING for t in execution.tasks.values())
+            for node_id, task in execution.tasks.items():
+                if task.status is not TaskStatus.PENDING:
+                    continue
+                blocked = self._blocked_by(execution, task)
+                if blocked is not None:
+                    await self._end_downstream(execution, node_id, blocked)
+                elif self._ready(execution, task) and running < self.settings.max_concurrent_nodes:
+                    running += 1
+                    await self._start(execution, node_id)
+
+    @staticmethod
+    def _ready(execution: Execution, task: Task) -> bool:
+        deps = [execution.tasks[d] for d in task.depends_on if d in execution.tasks]
+        return all(d.status is TaskStatus.COMPLETED for d in deps)
+
+    @staticmethod
+    def _blocked_by(execution: Execution, task: Task) -> str | None:
+        for dep in task.depends_on:
+            status = execution.tasks[dep].status if dep in execution.tasks else None
+            if status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+                return dep
+        return None
+
+    async def _end_downstream(self, execution: Execution, node_id: str, upstream: str) -> None:
+        upstream_status = execution.tasks[upstream].status
+        status = (
+            TaskStatus.CANCELLED if upstream_status is TaskStatus.CANCELLED else TaskStatus.FAILED
+        )
+        error = TaskError(
+            code=ErrorCode.UPSTREAM_FAILED.value,
+            message=f"upstream node {upstream!r} ended {upstream_status.value}",
+        )
+        # Scheduling again from inside update_task re-enters this lock's owner: defer it.
+        self.runner.spawn(
+            f"{execution.id}:{node_id}:end",
+            self._change_quietly(execution.id, node_id, TaskChange(status=status, error=error)),
+        )
+
+    async def _change_quietly(self, execution_id: str, node_id: str, change: TaskChange) -> None:
+        await self.update_task(execution_id, node_id, change)
+
+    async def _start(self, execution: Execution, node_id: str) -> None:
+        job = await self._job(execution, node_id)
+        if job is None:
+            return
+        try:
+            await self.processors[job.node.type].process_job(job)
+        except InvalidVideoRequest as exc:
+            await self._fail_later(execution.id, node_id, exc.code.value, exc.message)
+
+    async def _job(self, execution: Execution, node_id: str) -> Job | None:
+        """The job for a task, from the flow as it is now; None (and FAILED) if gone."""
+        try:
+            flow = await self.canvas.get(execution.org_id, execution.flow_id)
+        except FlowNotFound:
+            flow = None
+        node = flow.node(node_id) if flow else None
+        if flow is None or node is None:
+            await self._fail_later(execution.id, node_id, "node_removed", "node was removed")
+            return None
+        return Job(execution.org_id, execution.id, flow, node)
+
+    async def _fail_later(self, execution_id: str, node_id: str, code: str, message: str) -> None:
+        change = TaskChange(status=TaskStatus.FAILED, error=TaskError(code=code, message=message))
+        self.runner.spawn(
+            f"{execution_id}:{node_id}:fail", self._change_quietly(execution_id, node_id, change)
+        )
+
+    # -- cancel, resume, failures of handlers ---------------------------------------
+
+    async def cancel(self, org_id: str, execution_id: str, node_id: str | None = None) -> Execution:
+        """Cancel pending and running tasks (all, or one node's)."""
+        execution = await self.get(org_id, execution_id)
+        targets = [node_id] if node_id else list(execution.tasks)
+        for target in targets:
+            task = execution.tasks.get(target)
+            if task is None or task.status.terminal:
+                continue
+            change = TaskChange(
+                status=TaskStatus.CANCELLED,
+                error=TaskError(code=ErrorCode.CANCELLED.value, message="cancelled by request"),
+            )
+            await self.update_task(execution_id, target, change)
+            if task.status is TaskStatus.PROCESSING:
+                job = await self._job(execution, target)
+                if job is not None:
+                    await self.processors[job.node.type].cancel(job)
+        return await self.get(org_id, execution_id)
+
+    async def resume(self) -> int:
+        """Pick up every unfinished execution after a start-up; return how many tasks."""
+        resumed = 0
+        for execution in await self.store.active():
+            for node_id, task in execution.tasks.items():
+                if task.status is TaskStatus.PROCESSING and task.output_asset_id:
+                    job = await self._job(execution, node_id)
+                    if job is not None:
+                        await self.processors[job.node.type].resume(job, task.output_asset_id)
+                        resumed += 1
+            await self._schedule(execution.id)
+        if resumed:
+            _LOGGER.info("resumed tasks after start-up", extra={"count": resumed})
+        return resumed
+
+    @on(HandlerFailed.EVENT)
+    async def on_handler_failed(self, event: HandlerFailed) -> None:
+        """A listener gave up on a job's event: the job's task ends FAILED."""
+        source = event.event
+        if not isinstance(source, AssetUpdated):
+            return
+        message = f"{event.handler} failed after {event.attempts} attempts: {event.error}"
+        change = TaskChange(
+            status=TaskStatus.FAILED, error=TaskError(code=HANDLER_FAILED, message=message)
+        )
+        if await self.update_task(source.execution_id, source.node_id, change) is not None:
+            self.runner.cancel(f"{source.execution_id}:{source.node_id}")

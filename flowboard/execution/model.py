@@ -1,0 +1,114 @@
+"""Execution state: one document per run, one task per node run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import Field
+
+from flowboard.schema import ApiModel
+
+
+class TaskStatus(StrEnum):
+    """The seed's statuses plus CANCELLED; transitions live in TRANSITIONS only."""
+
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+ACTIVE = frozenset({TaskStatus.PENDING, TaskStatus.PROCESSING})
+
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.PENDING: frozenset({TaskStatus.PROCESSING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    TaskStatus.PROCESSING: frozenset(
+        {TaskStatus.PROCESSING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+    ),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    """A task was asked to move to a status its current status cannot reach."""
+
+
+def check_transition(current: TaskStatus, target: TaskStatus) -> None:
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(f"{current.value} -> {target.value} is not allowed")
+
+
+class TaskError(ApiModel):
+    code: str
+    message: str
+
+
+class Task(ApiModel):
+    """One node's run inside an execution.
+
+    progress: 0-100; estimated when the provider reports none.
+    output_asset_id: the GeneratedAsset the run produced (or is producing).
+    attempts: provider submissions made for this task (retries included).
+    """
+
+    node_id: str
+    node_type: str
+    status: TaskStatus = TaskStatus.PENDING
+    progress: float = Field(default=0.0, ge=0, le=100)
+    progress_estimated: bool = False
+    status_description: str = ""
+    output_asset_id: str | None = None
+    output_url: str | None = None
+    error: TaskError | None = None
+    attempts: int = 0
+    depends_on: list[str] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ExecutionKind(StrEnum):
+    NODE = "node"
+    FLOW = "flow"
+
+
+class Execution(ApiModel):
+    """A run of one node or a whole flow; `tasks` is keyed by node id."""
+
+    TERMINAL: ClassVar[frozenset[TaskStatus]] = TERMINAL
+
+    id: str
+    org_id: str
+    flow_id: str
+    kind: ExecutionKind
+    status: TaskStatus = TaskStatus.PENDING
+    tasks: dict[str, Task]
+    client_request_id: str | None = None
+    version: int = 0
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+
+    def derived_status(self) -> TaskStatus:
+        """PROCESSING while any task is active; then FAILED, CANCELLED or COMPLETED."""
+        statuses = {t.status for t in self.tasks.values()}
+        if statuses <= {TaskStatus.PENDING}:
+            return TaskStatus.PENDING
+        if statuses & ACTIVE:
+            return TaskStatus.PROCESSING
+        if TaskStatus.FAILED in statuses:
+            return TaskStatus.FAILED
+        if TaskStatus.CANCELLED in statuses:
+            return TaskStatus.CANCELLED
+        return TaskStatus.COMPLETED

@@ -1,0 +1,48 @@
+"""What the execution engine asks of a node processor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from flowboard.canvas.model import Flow, Node
+from flowboard.execution.changes import TaskChange
+from flowboard.execution.model import Execution
+
+
+@dataclass(frozen=True)
+class Job:
+    """One node run: the flow as it was when the run started, and where to report."""
+
+    org_id: str
+    execution_id: str
+    flow: Flow
+    node: Node
+
+    @property
+    def key(self) -> str:
+        return f"{self.execution_id}:{self.node.id}"
+
+
+class TaskUpdater(Protocol):
+    """The engine's single entry point for task changes."""
+
+    async def update_task(
+        self, execution_id: str, node_id: str, change: TaskChange
+    ) -> Execution | None: ...
+
+
+class NodeProcessor(Protocol):
+    node_type: str
+
+    async def check(self, flow: Flow, node: Node) -> None:
+        """Raise InvalidVideoRequest for a node that cannot run as configured."""
+
+    async def process_job(self, job: Job) -> None:
+        """Mark the task PROCESSING and start the work in the background; return at once."""
+
+    async def resume(self, job: Job, asset_id: str) -> None:
+        """Pick up a task that was PROCESSING when the process stopped."""
+
+    async def cancel(self, job: Job) -> None:
+        """Stop the work of a running task (the task ends CANCELLED)."""

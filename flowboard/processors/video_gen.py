@@ -1,0 +1,306 @@
+"""VideoGenNodeProcessor: start a generation, follow it, store it, finalise the node.
+
+`process_job()` creates the GeneratedAsset and returns; the provider job runs in a
+background task that reports through `asset.updated` events, and the handler of
+those events moves the task and, on completion, adds the output node to the canvas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowboard.assets.model import AssetError, AssetStatus, AssetType, GeneratedAsset, Workflow
+from flowboard.assets.output import store_video
+from flowboard.canvas.model import Edge, Flow, Node, Position
+from flowboard.canvas.service import CanvasService, FlowNotFound
+from flowboard.config import ExecutionSettings
+from flowboard.events.bus import EventBus, on
+from flowboard.events.types import AssetUpdated
+from flowboard.execution.changes import TaskChange
+from flowboard.execution.jobs import JobRunner
+from flowboard.execution.model import TaskError, TaskStatus
+from flowboard.ids import new_id, utcnow
+from flowboard.nodes.video_gen import VideoGenNodeData
+from flowboard.processors.base import Job, TaskUpdater
+from flowboard.processors.inputs import InputResolver, has_image_input
+from flowboard.providers.base import (
+    ErrorCode,
+    Progress,
+    ProviderError,
+    VideoProvider,
+    VideoRequest,
+)
+from flowboard.providers.registry import ProviderRegistry
+from flowboard.storage.base import Storage, StorageError
+from flowboard.store.assets import AssetStore
+
+_LOGGER = logging.getLogger(__name__)
+OUTPUT_OFFSET_X = 360.0
+
+
+@dataclass
+class _Reporter:
+    """Throttled, monotonic progress of one job: asset first, then the bus."""
+
+    processor: VideoGenNodeProcessor
+    asset: GeneratedAsset
+    interval: float
+    last_sent: float = 0.0
+    best: float = 0.0
+
+    async def __call__(self, progress: Progress) -> None:
+        now = time.monotonic()
+        percent = min(99.0, progress.percent)
+        if percent <= self.best or now - self.last_sent < self.interval:
+            return
+        self.best, self.last_sent = percent, now
+        fields = {"progress": percent, "progressEstimated": progress.estimated}
+        updated = await self.processor.assets.update(self.asset.id, fields)
+        if updated is not None:
+            self.processor.publish(updated)
+
+
+@dataclass
+class VideoGenNodeProcessor:
+    """Runs `video_gen` nodes."""
+
+    tasks: TaskUpdater
+    assets: AssetStore
+    canvas: CanvasService
+    providers: ProviderRegistry
+    storage: Storage
+    bus: EventBus
+    runner: JobRunner
+    resolver: InputResolver
+    settings: ExecutionSettings
+    work_dir: Path
+    node_type: str = "video_gen"
+    _operations: dict[str, tuple[VideoProvider, str]] = field(default_factory=dict)
+
+    async def check(self, flow: Flow, node: Node) -> None:
+        data = VideoGenNodeData.model_validate(node.data)
+        provider = self.providers.get(data.provider)
+        provider.validate(self._draft(data))
+
+    @staticmethod
+    def _draft(data: VideoGenNodeData) -> VideoRequest:
+        """A request from the node's own parameters, before its inputs are read."""
+        return VideoRequest(
+            job_id="check",
+            prompt=data.prompt,
+            duration_seconds=data.duration_seconds,
+            aspect_ratio=data.aspect_ratio,
+            resolution=data.resolution,
+            negative_prompt=data.negative_prompt,
+            model=data.model,
+            fps=data.fps,
+            seed=data.seed,
+            person_generation=data.person_generation,
+            generate_audio=data.generate_audio,
+            workflow=data.workflow,
+        )
+
+    async def process_job(self, job: Job) -> None:
+        data = VideoGenNodeData.model_validate(job.node.data)
+        provider = self.providers.get(data.provider)
+        asset = self._new_asset(job, data, provider.name)
+        await self.assets.insert(asset)
+        await self.tasks.update_task(
+            job.execution_id,
+            job.node.id,
+            TaskChange(
+                status=TaskStatus.PROCESSING,
+                output_asset_id=asset.id,
+                description=f"submitted to {provider.name}",
+                add_attempt=True,
+            ),
+        )
+        self.runner.spawn(job.key, self._drive(job, asset))
+
+    async def resume(self, job: Job, asset_id: str) -> None:
+        asset = await self.assets.get_any(asset_id)
+        if asset is None:
+            await self._fail_task(job, ErrorCode.INTERNAL.value, "asset record is missing")
+        elif asset.status.terminal:
+            self.publish(asset)  # the end was stored but not applied: apply it now
+        else:
+            self.runner.spawn(job.key, self._drive(job, asset))
+
+    async def cancel(self, job: Job) -> None:
+        if not self.runner.cancel(job.key):
+            _LOGGER.info("no running job to cancel", extra={"job": job.key})
+
+    def _new_asset(self, job: Job, data: VideoGenNodeData, provider: str) -> GeneratedAsset:
+        now = utcnow()
+        image = has_image_input(job)
+        return GeneratedAsset(
+            id=new_id("asset"),
+            org_id=job.org_id,
+            flow_id=job.flow.id,
+            node_id=job.node.id,
+            execution_id=job.execution_id,
+            type=AssetType.VIDEO,
+            provider=provider,
+            workflow=Workflow.IMAGE_TO_VIDEO if image else Workflow.TEXT_TO_VIDEO,
+            prompt=data.prompt,
+            parameters=data.model_dump(mode="json", by_alias=True, exclude_none=True),
+            status=AssetStatus.PROCESSING,
+            created_at=now,
+            updated_at=now,
+        )
+
+    # -- the background job ------------------------------------------------------
+
+    async def _drive(self, job: Job, asset: GeneratedAsset) -> None:
+        provider = self.providers.get(asset.provider)
+        extra = {"asset_id": asset.id, "execution_id": job.execution_id, "node_id": job.node.id}
+        try:
+            await self._generate(job, asset, provider)
+        except asyncio.CancelledError:
+            if not self.runner.cancel_requested(job.key):
+                raise  # shutting down: the job resumes after restart
+            await self._cancelled(asset, provider)
+        except TimeoutError:
+            await self._cancel_at_provider(asset.id, provider)
+            message = f"{provider.name} did not finish within {provider.deadline_seconds:.0f} s"
+            await self._end(asset, AssetStatus.FAILED, ErrorCode.TIMEOUT.value, message)
+        except ProviderError as exc:
+            _LOGGER.info("generation failed: %s", exc.message, extra=extra)
+            await self._end(asset, AssetStatus.FAILED, exc.code.value, exc.message)
+        except StorageError as exc:
+            await self._end(asset, AssetStatus.FAILED, ErrorCode.STORAGE_ERROR.value, str(exc))
+        except Exception as exc:
+            _LOGGER.exception("generation crashed", extra=extra)
+            await self._end(asset, AssetStatus.FAILED, ErrorCode.INTERNAL.value, type(exc).__name__)
+
+    async def _generate(self, job: Job, asset: GeneratedAsset, provider: VideoProvider) -> None:
+        elapsed = (utcnow() - asset.created_at).total_seconds()
+        async with asyncio.timeout(max(0.0, provider.deadline_seconds - elapsed)):
+            request = await self.resolver.request(job, asset.id)
+            provider.validate(request)
+            operation = asset.operation_id
+            if operation is None:
+                operation = await provider.start(request)
+                # Persist the operation before anything else, so a restart can follow it.
+                await self.assets.update(asset.id, {"operationId": operation})
+            self._operations[asset.id] = (provider, operation)
+            try:
+                reporter = _Reporter(self, asset, self.settings.progress_min_interval_seconds)
+                output = await provider.follow(operation, request, reporter)
+                stored = await store_video(self.storage, output, asset.id, self.work_dir)
+            finally:
+                self._operations.pop(asset.id, None)
+        fields: dict[str, Any] = {
+            "status": AssetStatus.COMPLETED.value,
+            "progress": 100.0,
+            "url": stored.url,
+            "storage": stored.video.to_json(),
+            "posterUrl": stored.poster_url,
+            "poster": stored.poster.to_json() if stored.poster else None,
+        }
+        done = await self.assets.update(asset.id, fields)
+        if done is not None:
+            self.publish(done)
+
+    async def _cancel_at_provider(self, asset_id: str, provider: VideoProvider) -> None:
+        found = self._operations.get(asset_id)
+        operation = found[1] if found else None
+        if operation is None:
+            stored = await self.assets.get_any(asset_id)
+            operation = stored.operation_id if stored else None
+        if operation is not None:
+            await provider.cancel(operation)
+
+    async def _cancelled(self, asset: GeneratedAsset, provider: VideoProvider) -> None:
+        await self._cancel_at_provider(asset.id, provider)
+        await self._end(asset, AssetStatus.CANCELLED, ErrorCode.CANCELLED.value, "cancelled")
+
+    async def _end(
+        self, asset: GeneratedAsset, status: AssetStatus, code: str, message: str
+    ) -> None:
+        fields = {"status": status.value, "error": AssetError(code=code, message=message).to_json()}
+        ended = await self.assets.update(asset.id, fields)
+        if ended is not None:
+            self.publish(ended)
+
+    def publish(self, asset: GeneratedAsset) -> None:
+        self.bus.publish(
+            AssetUpdated(
+                asset_id=asset.id,
+                org_id=asset.org_id,
+                flow_id=asset.flow_id or "",
+                execution_id=asset.execution_id or "",
+                node_id=asset.node_id or "",
+                status=asset.status.value,
+                progress=asset.progress,
+                estimated=asset.progress_estimated,
+                url=asset.url,
+                error_code=asset.error.code if asset.error else None,
+                error_message=asset.error.message if asset.error else None,
+            )
+        )
+
+    # -- finalisation, driven by asset.updated --------------------------------------
+
+    @on(AssetUpdated.EVENT)
+    async def on_asset_updated(self, event: AssetUpdated) -> None:
+        """Mirror an asset's change onto its task; on completion add the output node."""
+        if not event.execution_id:
+            return
+        status = AssetStatus(event.status)
+        if status is AssetStatus.PROCESSING:
+            change = TaskChange(
+                progress=event.progress,
+                estimated=event.estimated,
+                description=f"generating ({event.progress:.0f}%)",
+            )
+        elif status is AssetStatus.COMPLETED:
+            await self._add_output_node(event)
+            change = TaskChange(
+                status=TaskStatus.COMPLETED, output_url=event.url, description="completed"
+            )
+        else:
+            error = TaskError(code=event.error_code or "failed", message=event.error_message or "")
+            task_status = (
+                TaskStatus.CANCELLED if status is AssetStatus.CANCELLED else TaskStatus.FAILED
+            )
+            change = TaskChange(status=task_status, error=error, description=error.message)
+        await self.tasks.update_task(event.execution_id, event.node_id, change)
+
+    async def _add_output_node(self, event: AssetUpdated) -> None:
+        """Add the generated_asset node beside the video node, wired from it (once)."""
+        node_id = f"out_{event.asset_id}"
+
+        def edit(flow: Flow) -> Flow:
+            source = flow.node(event.node_id)
+            if source is None or flow.node(node_id) is not None:
+                return flow
+            position = Position(x=source.position.x + OUTPUT_OFFSET_X, y=source.position.y)
+            data = {
+                "assetId": event.asset_id,
+                "url": event.url,
+                "mediaType": "video",
+                "sourceNodeId": event.node_id,
+                "executionId": event.execution_id,
+            }
+            node = Node(id=node_id, type="generated_asset", position=position, data=data)
+            edge = Edge(id=f"e_{node_id}", source=event.node_id, target=node_id)
+            return flow.model_copy(
+                update={"nodes": [*flow.nodes, node], "edges": [*flow.edges, edge]}
+            )
+
+        try:
+            current = await self.canvas.get(event.org_id, event.flow_id)
+            if current.node(node_id) is None and current.node(event.node_id) is not None:
+                await self.canvas.apply(event.org_id, event.flow_id, edit)
+        except FlowNotFound:
+            _LOGGER.info("flow gone; output node not added", extra={"asset_id": event.asset_id})
+
+    async def _fail_task(self, job: Job, code: str, message: str) -> None:
+        change = TaskChange(status=TaskStatus.FAILED, error=TaskError(code=code, message=message))
+        await self.tasks.update_task(job.execution_id, job.node.id, change)

@@ -1,0 +1,137 @@
+"""The offline default: render a real H.264 MP4 on this machine with PyAV.
+
+A render lives only in this process, so after a restart `follow()` simply renders
+again from the request (the operation id carries nothing but the job id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flowboard.config import LocalProviderSettings
+from flowboard.media.render import RenderCancelled, RenderSpec, frame_size, render_video
+from flowboard.providers.base import (
+    InvalidVideoRequest,
+    Progress,
+    ProgressCallback,
+    VideoOutput,
+    VideoRequest,
+)
+
+_LOGGER = logging.getLogger(__name__)
+ASPECTS = ("16:9", "9:16", "1:1")
+RESOLUTIONS = ("480p", "720p", "1080p")
+MAX_SECONDS = 60
+
+
+@dataclass
+class FileOutput:
+    """A rendered file, streamed in chunks and deleted once read."""
+
+    path: Path
+    content_type: str = "video/mp4"
+    chunk_size: int = 1 << 20
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        handle = await asyncio.to_thread(self.path.open, "rb")
+        try:
+            while chunk := await asyncio.to_thread(handle.read, self.chunk_size):
+                yield chunk
+        finally:
+            handle.close()
+            self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class LocalProvider:
+    """Renders videos in worker threads, a bounded number at a time."""
+
+    settings: LocalProviderSettings
+    work_dir: Path
+    max_parallel: int = 2
+    name: str = "local"
+    _slots: asyncio.Semaphore = field(init=False)
+    _cancels: dict[str, threading.Event] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.max_parallel)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def deadline_seconds(self) -> float:
+        return self.settings.deadline_seconds
+
+    def validate(self, request: VideoRequest) -> None:
+        if request.aspect_ratio not in ASPECTS:
+            raise InvalidVideoRequest(f"aspectRatio must be one of {', '.join(ASPECTS)}")
+        if request.resolution not in RESOLUTIONS:
+            raise InvalidVideoRequest(f"resolution must be one of {', '.join(RESOLUTIONS)}")
+        if not 1 <= request.duration_seconds <= MAX_SECONDS:
+            raise InvalidVideoRequest(f"durationSeconds must be between 1 and {MAX_SECONDS}")
+
+    async def start(self, request: VideoRequest) -> str:
+        return f"local:{request.job_id}"
+
+    async def follow(
+        self, operation_id: str, request: VideoRequest, report: ProgressCallback
+    ) -> VideoOutput:
+        width, height = frame_size(request.aspect_ratio, request.resolution)
+        spec = RenderSpec(
+            width=width,
+            height=height,
+            fps=request.fps or self.settings.fps,
+            duration_seconds=float(request.duration_seconds),
+            prompt=request.prompt,
+            image=request.first_frame.data if request.first_frame else None,
+        )
+        cancel = self._cancels.setdefault(operation_id, threading.Event())
+        out = self.work_dir / f"{request.job_id}-{secrets.token_hex(4)}.mp4"
+        try:
+            async with self._slots:
+                await self._render(spec, out, cancel, report)
+        except BaseException:
+            await asyncio.to_thread(out.unlink, missing_ok=True)
+            raise
+        finally:
+            self._cancels.pop(operation_id, None)
+        return FileOutput(out)
+
+    async def _render(
+        self, spec: RenderSpec, out: Path, cancel: threading.Event, report: ProgressCallback
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        pending: set[asyncio.Task[None]] = set()
+
+        def schedule(percent: float) -> None:
+            pending.add(loop.create_task(report(Progress(percent))))
+
+        def on_progress(fraction: float) -> None:
+            # Called in the render thread: hop to the loop, never block the render.
+            loop.call_soon_threadsafe(schedule, min(99.0, fraction * 100))
+
+        try:
+            await asyncio.to_thread(render_video, spec, out, on_progress, cancel)
+        except asyncio.CancelledError:
+            cancel.set()  # the thread notices between frames
+            raise
+        finally:
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def cancel(self, operation_id: str) -> None:
+        event = self._cancels.get(operation_id)
+        if event is not None:
+            event.set()
+
+    async def close(self) -> None:
+        for event in self._cancels.values():
+            event.set()
+
+
+__all__ = ["FileOutput", "LocalProvider", "RenderCancelled"]

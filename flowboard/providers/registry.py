@@ -1,0 +1,57 @@
+"""The providers configured for this process, by name."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from flowboard.config import Settings
+from flowboard.providers.base import InvalidVideoRequest, VideoProvider
+from flowboard.providers.local import LocalProvider
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class UnknownProvider(InvalidVideoRequest):
+    """A node names a provider that does not exist or is not configured."""
+
+
+@dataclass
+class ProviderRegistry:
+    default: str
+    providers: dict[str, VideoProvider] = field(default_factory=dict)
+
+    def get(self, name: str | None) -> VideoProvider:
+        chosen = name or self.default
+        provider = self.providers.get(chosen)
+        if provider is None:
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise UnknownProvider(
+                f"provider {chosen!r} is unknown or not configured (configured: {known})"
+            )
+        return provider
+
+    async def close(self) -> None:
+        for provider in self.providers.values():
+            try:
+                await provider.close()
+            except Exception:
+                _LOGGER.exception("closing provider failed", extra={"provider": provider.name})
+
+
+def _optional_providers(settings: Settings) -> dict[str, VideoProvider]:
+    """Veo and ComfyUI, when their settings make them usable."""
+    return {}
+
+
+@asynccontextmanager
+async def open_providers(settings: Settings) -> AsyncIterator[ProviderRegistry]:
+    local = LocalProvider(settings.providers.local, settings.data_path / "tmp")
+    registry = ProviderRegistry(settings.providers.default, {"local": local})
+    registry.providers.update(_optional_providers(settings))
+    try:
+        yield registry
+    finally:
+        await registry.close()

@@ -1,0 +1,64 @@
+"""GeneratedAsset documents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from flowboard.assets.model import AssetStatus, GeneratedAsset
+from flowboard.db.database import Database
+from flowboard.db.documents import from_doc, to_doc
+from flowboard.ids import utcnow
+
+
+@dataclass
+class AssetStore:
+    database: Database
+
+    async def insert(self, asset: GeneratedAsset) -> None:
+        await self.database.assets.insert_one(to_doc(asset))
+
+    async def get(self, org_id: str, asset_id: str) -> GeneratedAsset | None:
+        doc = await self.database.assets.find_one({"_id": asset_id, "orgId": org_id})
+        return None if doc is None else from_doc(GeneratedAsset, doc)
+
+    async def get_any(self, asset_id: str) -> GeneratedAsset | None:
+        """Look up by id alone: for internal resume and provider callbacks only."""
+        doc = await self.database.assets.find_one({"_id": asset_id})
+        return None if doc is None else from_doc(GeneratedAsset, doc)
+
+    async def update(
+        self, asset_id: str, fields: dict[str, Any], unless_terminal: bool = True
+    ) -> GeneratedAsset | None:
+        """Set fields (camelCase keys); refuse to touch an asset already terminal."""
+        query: dict[str, Any] = {"_id": asset_id}
+        if unless_terminal:
+            query["status"] = {"$in": [AssetStatus.PENDING.value, AssetStatus.PROCESSING.value]}
+        doc = await self.database.assets.find_one_and_update(
+            query,
+            {"$set": {**fields, "updatedAt": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else from_doc(GeneratedAsset, doc)
+
+    async def count_for_node(self, execution_id: str, node_id: str) -> int:
+        return await self.database.assets.count_documents(
+            {"executionId": execution_id, "nodeId": node_id}
+        )
+
+    async def latest_completed(
+        self, org_id: str, flow_id: str, node_id: str
+    ) -> GeneratedAsset | None:
+        """The newest finished output of a node (the input of nodes downstream of it)."""
+        doc = await self.database.assets.find_one(
+            {
+                "orgId": org_id,
+                "flowId": flow_id,
+                "nodeId": node_id,
+                "status": AssetStatus.COMPLETED.value,
+            },
+            sort=[("updatedAt", -1)],
+        )
+        return None if doc is None else from_doc(GeneratedAsset, doc)

@@ -1,0 +1,77 @@
+"""Execution documents, written with compare-and-swap on `version`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pymongo import DESCENDING
+from pymongo.errors import DuplicateKeyError
+
+from flowboard.db.database import Database
+from flowboard.db.documents import from_doc, to_doc
+from flowboard.execution.model import ACTIVE, Execution
+
+
+@dataclass
+class ExecutionStore:
+    database: Database
+
+    async def insert(self, execution: Execution) -> Execution | None:
+        """Insert; on a duplicate clientRequestId return None (the caller looks it up)."""
+        try:
+            await self.database.executions.insert_one(to_doc(execution))
+        except DuplicateKeyError:
+            return None
+        return execution
+
+    async def get(self, org_id: str, execution_id: str) -> Execution | None:
+        doc = await self.database.executions.find_one({"_id": execution_id, "orgId": org_id})
+        return None if doc is None else from_doc(Execution, doc)
+
+    async def get_any(self, execution_id: str) -> Execution | None:
+        """Look up by id alone: for the engine's internal bookkeeping only."""
+        doc = await self.database.executions.find_one({"_id": execution_id})
+        return None if doc is None else from_doc(Execution, doc)
+
+    async def release_client_request(self, org_id: str, client_request_id: str) -> None:
+        """Free an expired clientRequestId so that a new run may take it."""
+        await self.database.executions.update_many(
+            {"orgId": org_id, "clientRequestId": client_request_id},
+            {"$unset": {"clientRequestId": ""}},
+        )
+
+    async def by_client_request(
+        self, org_id: str, client_request_id: str, since: datetime
+    ) -> Execution | None:
+        doc = await self.database.executions.find_one(
+            {"orgId": org_id, "clientRequestId": client_request_id}
+        )
+        if doc is not None and doc["createdAt"] < since:
+            await self.release_client_request(org_id, client_request_id)
+            return None
+        return None if doc is None else from_doc(Execution, doc)
+
+    async def list_for_flow(
+        self, org_id: str, flow_id: str, offset: int, limit: int
+    ) -> tuple[list[Execution], int]:
+        query = {"orgId": org_id, "flowId": flow_id}
+        cursor = (
+            self.database.executions.find(query)
+            .sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
+            .skip(offset)
+            .limit(limit)
+        )
+        items = [from_doc(Execution, d) async for d in cursor]
+        return items, await self.database.executions.count_documents(query)
+
+    async def replace_if_version(self, execution: Execution, expected: int) -> bool:
+        result = await self.database.executions.replace_one(
+            {"_id": execution.id, "version": expected}, to_doc(execution)
+        )
+        return result.modified_count == 1
+
+    async def active(self) -> list[Execution]:
+        """Every execution not yet finished, across organisations (for resume at start-up)."""
+        cursor = self.database.executions.find({"status": {"$in": [s.value for s in ACTIVE]}})
+        return [from_doc(Execution, d) async for d in cursor]
