@@ -26,17 +26,30 @@ F = TypeVar("F", bound=Callable[..., Awaitable[None]])
 _MARK = "_flowboard_events"
 
 
-def on(event_name: str) -> Callable[[F], F]:
-    """Mark a coroutine method as a handler of `event_name` (bound by EventBus.register)."""
+def on(event_name: str, *, final: bool = False) -> Callable[[F], F]:
+    """Mark a coroutine method as a handler of `event_name` (bound by EventBus.register).
+
+    A final handler sees an event only after every other handler of it has finished
+    (succeeded, or given up and been reported), so it can act on the outcome.
+    """
     if event_name not in EVENT_TYPES:
         raise ValueError(f"unknown event {event_name!r}")
 
     def mark(func: F) -> F:
-        names: list[str] = getattr(func, _MARK, [])
-        setattr(func, _MARK, [*names, event_name])
+        names: list[tuple[str, bool]] = getattr(func, _MARK, [])
+        setattr(func, _MARK, [*names, (event_name, final)])
         return func
 
     return mark
+
+
+@dataclass(frozen=True)
+class _Listener:
+    handler: Handler
+    final: bool
+
+    async def __call__(self, event: Event) -> None:
+        await self.handler(event)
 
 
 @dataclass
@@ -48,28 +61,35 @@ class EventBus:
     _emitter: EventEmitter = field(default_factory=EventEmitter)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def listen(self, event_name: str, handler: Handler) -> Callable[[], None]:
+    def listen(self, event_name: str, handler: Handler, final: bool = False) -> Callable[[], None]:
         """Subscribe a handler; return a callable that unsubscribes it."""
         if event_name not in EVENT_TYPES:
             raise ValueError(f"unknown event {event_name!r}")
-
-        def dispatch(event: Event) -> None:
-            self._spawn(self._deliver(handler, event), f"event:{event_name}")
-
-        self._emitter.on(event_name, dispatch)
-        return lambda: self._emitter.remove_listener(event_name, dispatch)
+        listener = _Listener(handler, final)
+        self._emitter.add_listener(event_name, listener)
+        return lambda: self._emitter.remove_listener(event_name, listener)
 
     def register(self, owner: object) -> list[Callable[[], None]]:
         """Subscribe every method of `owner` marked with @on."""
         unsubscribers = []
         for _, method in inspect.getmembers(owner, inspect.ismethod):
-            for name in getattr(method, _MARK, []):
-                unsubscribers.append(self.listen(name, method))
+            for name, final in getattr(method, _MARK, []):
+                unsubscribers.append(self.listen(name, method, final))
         return unsubscribers
 
     def publish(self, event: Event) -> None:
-        """Hand the event to every handler of its type; never raises."""
-        self._emitter.emit(event.EVENT, event)
+        """Hand the event to every handler of its type in the background; never raises."""
+        self._spawn(self.deliver(event), f"event:{event.EVENT}")
+
+    async def deliver(self, event: Event) -> None:
+        """Run the event's handlers: the others concurrently, then the final ones."""
+        listeners = [x for x in self._emitter.listeners(event.EVENT) if isinstance(x, _Listener)]
+        for final in (False, True):
+            group = [x for x in listeners if x.final is final]
+            failures = await asyncio.gather(*(self._attempt(x.handler, event) for x in group))
+            for failed in failures:
+                if failed is not None:
+                    await self.deliver(failed)
 
     async def drain(self, timeout: float) -> bool:
         """Wait for handlers in flight; True if all finished in time."""
@@ -97,7 +117,8 @@ class EventBus:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, handler: Handler, event: Event) -> None:
+    async def _attempt(self, handler: Handler, event: Event) -> HandlerFailed | None:
+        """Run one handler with retries; a HandlerFailed when it gives up."""
         name = getattr(handler, "__qualname__", repr(handler))
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
@@ -125,7 +146,5 @@ class EventBus:
                 extra={"handler": name, "event": event.EVENT, "attempts": self.attempts},
             )
             if not isinstance(event, HandlerFailed):
-                failed = HandlerFailed(
-                    name, event, f"{type(error).__name__}: {error}", self.attempts
-                )
-                self.publish(failed)
+                return HandlerFailed(name, event, f"{type(error).__name__}: {error}", self.attempts)
+        return None

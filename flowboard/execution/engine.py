@@ -201,6 +201,11 @@ class ExecutionEngine:
             await self._schedule(execution_id)
         return changed
 
+    async def task_status(self, execution_id: str, node_id: str) -> TaskStatus | None:
+        execution = await self.store.get_any(execution_id)
+        task = execution.tasks.get(node_id) if execution else None
+        return task.status if task else None
+
     def _publish(self, execution: Execution) -> None:
         payload = execution.to_json()
         self.hub.publish(execution.flow_id, StreamEventType.EXECUTION_UPDATE, payload)

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from flowboard.canvas.model import Flow, Node
 from flowboard.execution.changes import TaskChange
-from flowboard.execution.model import Execution
+from flowboard.execution.model import Execution, TaskStatus
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class TaskUpdater(Protocol):
     async def update_task(
         self, execution_id: str, node_id: str, change: TaskChange
     ) -> Execution | None: ...
+
+    async def task_status(self, execution_id: str, node_id: str) -> TaskStatus | None: ...
 
 
 class NodeProcessor(Protocol):

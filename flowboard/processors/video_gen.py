@@ -247,7 +247,7 @@ class VideoGenNodeProcessor:
 
     # -- finalisation, driven by asset.updated --------------------------------------
 
-    @on(AssetUpdated.EVENT)
+    @on(AssetUpdated.EVENT, final=True)
     async def on_asset_updated(self, event: AssetUpdated) -> None:
         """Mirror an asset's change onto its task; on completion add the output node."""
         if not event.execution_id:
@@ -260,6 +260,9 @@ class VideoGenNodeProcessor:
                 description=f"generating ({event.progress:.0f}%)",
             )
         elif status is AssetStatus.COMPLETED:
+            task = await self.tasks.task_status(event.execution_id, event.node_id)
+            if task is None or task.terminal:
+                return  # ended meanwhile (cancelled, or a listener failed it)
             await self._add_output_node(event)
             change = TaskChange(
                 status=TaskStatus.COMPLETED, output_url=event.url, description="completed"
