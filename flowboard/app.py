@@ -24,11 +24,13 @@ from flowboard.keys import (
     DATABASE,
     ENGINE,
     HUB,
+    METRICS,
     MIRROR,
     PROVIDERS,
     SETTINGS,
     STORAGE,
 )
+from flowboard.metrics import Metrics
 from flowboard.mirror.firestore import FirestoreMirror
 from flowboard.processors.inputs import InputResolver
 from flowboard.processors.video_gen import VideoGenNodeProcessor
@@ -129,6 +131,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         bus,
         settings.execution,
         mirror=app[MIRROR],
+        metrics=app[METRICS],
     )
     video = VideoGenNodeProcessor(
         tasks=engine,
@@ -147,11 +150,34 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     bus.register(video)
     app[BUS], app[ASSETS], app[ENGINE] = bus, assets, engine
     await engine.resume()
+    reaper = asyncio.create_task(
+        _reap(engine, settings.execution.reaper_seconds), name="flowboard.reaper"
+    )
     try:
         yield
     finally:
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
         await engine.runner.shutdown(settings.server.shutdown_grace_seconds)
         await bus.close(timeout=5.0)
+
+
+async def _reap(engine: ExecutionEngine, every: float) -> None:
+    """Periodically re-drive or end running tasks that lost their job."""
+    failing = False
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await engine.reap()
+        except Exception:  # a database outage must not kill the reaper
+            if not failing:
+                _LOGGER.exception("reaper pass failed")
+            failing = True
+        else:
+            if failing:
+                _LOGGER.info("reaper recovered")
+            failing = False
 
 
 async def _close_streams(app: web.Application) -> None:
@@ -166,6 +192,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes
     )
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
     app.cleanup_ctx.extend(
         [_database_ctx, _canvas_ctx, _storage_ctx, _providers_ctx, _mirror_ctx, _engine_ctx]
     )

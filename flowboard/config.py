@@ -59,6 +59,7 @@ class ExecutionSettings(_Section):
     progress_min_interval_seconds: float = Field(default=0.25, ge=0)
     handler_attempts: int = Field(default=3, ge=1)
     handler_backoff_seconds: float = Field(default=0.2, ge=0)
+    reaper_seconds: float = Field(default=30.0, gt=0)
 
 
 class LocalProviderSettings(_Section):

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from flowboard.db.database import Database
     from flowboard.events.bus import EventBus
     from flowboard.execution.engine import ExecutionEngine
+    from flowboard.metrics import Metrics
     from flowboard.mirror.firestore import FirestoreMirror
     from flowboard.providers.registry import ProviderRegistry
     from flowboard.storage.base import Storage
@@ -28,3 +29,4 @@ PROVIDERS: web.AppKey[ProviderRegistry] = web.AppKey("providers")
 ASSETS: web.AppKey[AssetStore] = web.AppKey("assets")
 ENGINE: web.AppKey[ExecutionEngine] = web.AppKey("engine")
 MIRROR: web.AppKey[FirestoreMirror | None] = web.AppKey("mirror")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

@@ -81,6 +81,11 @@ async def cancel_execution(request: web.Request) -> web.Response:
     return json_answer(execution)
 
 
+async def retry_execution(request: web.Request) -> web.Response:
+    execution = await request.app[ENGINE].retry(org_id(request), request.match_info["executionId"])
+    return json_answer(execution, 202)
+
+
 def endpoints() -> list[Endpoint]:
     tag = "execution"
     executions = f"{PREFIX}/executions/{{executionId}}"
@@ -135,6 +140,17 @@ def endpoints() -> list[Endpoint]:
             tag,
             CancelRequest,
             Execution,
+            params=(EXECUTION_ID,),
+        ),
+        Endpoint(
+            "POST",
+            f"{executions}/retry",
+            retry_execution,
+            "Re-run the failed and cancelled nodes (and what is downstream)",
+            tag,
+            None,
+            Execution,
+            202,
             params=(EXECUTION_ID,),
         ),
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flowboard.api import assets, executions, flows, health, subscribe
+from flowboard.api import assets, executions, flows, health, metrics, subscribe
 from flowboard.api.endpoint import Endpoint
 from flowboard.api.openapi import OPENAPI_DOCUMENT, OPENAPI_ENDPOINT, build_openapi
 
@@ -12,6 +12,7 @@ from flowboard.api.openapi import OPENAPI_DOCUMENT, OPENAPI_ENDPOINT, build_open
 def all_endpoints() -> list[Endpoint]:
     return [
         *health.endpoints(),
+        *metrics.endpoints(),
         *flows.endpoints(),
         *subscribe.endpoints(),
         *executions.endpoints(),

@@ -30,6 +30,7 @@ from flowboard.execution.model import (
 from flowboard.execution.plan import flow_plan, is_runnable
 from flowboard.ids import new_id, utcnow
 from flowboard.keyed_lock import KeyedLock
+from flowboard.metrics import Metrics
 from flowboard.processors.base import Job, NodeProcessor
 from flowboard.providers.base import ErrorCode, InvalidVideoRequest
 from flowboard.store.executions import ExecutionStore
@@ -62,6 +63,7 @@ class ExecutionEngine:
     settings: ExecutionSettings
     runner: JobRunner = field(default_factory=JobRunner)
     mirror: FirestoreMirror | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     processors: dict[str, NodeProcessor] = field(default_factory=dict)
     _state_locks: KeyedLock = field(default_factory=KeyedLock)
     _schedule_locks: KeyedLock = field(default_factory=KeyedLock)
@@ -99,6 +101,7 @@ class ExecutionEngine:
         kind: ExecutionKind,
         plan: dict[str, list[str]],
         client_request_id: str | None,
+        retry_of: str | None = None,
     ) -> Execution:
         if client_request_id:
             since = utcnow() - IDEMPOTENCY_WINDOW
@@ -106,6 +109,8 @@ class ExecutionEngine:
             if existing is not None:
                 return existing
         execution = self._new_execution(org_id, flow, kind, plan, client_request_id)
+        if retry_of:
+            execution = execution.model_copy(update={"retry_of": retry_of})
         if await self.store.insert(execution) is None:
             assert client_request_id is not None
             found = await self.store.by_client_request(org_id, client_request_id, since)
@@ -188,6 +193,7 @@ class ExecutionEngine:
                 raise RuntimeError(f"execution {execution_id} changed underneath its lock")
         self._publish(changed)
         before, after = current.tasks[node_id].status, changed.tasks[node_id].status
+        self.metrics.transition(changed.tasks[node_id].node_type, before, after)
         if after.terminal and not before.terminal:
             _LOGGER.info(
                 "task %s",
@@ -315,6 +321,42 @@ class ExecutionEngine:
                     await self.processors[job.node.type].cancel(job)
         return await self.get(org_id, execution_id)
 
+    async def retry(self, org_id: str, execution_id: str) -> Execution:
+        """A new run of the failed and cancelled nodes and what is downstream of them."""
+        previous = await self.get(org_id, execution_id)
+        if not previous.status.terminal:
+            raise NotRunnable(f"execution {execution_id!r} is still running")
+        redo = {n for n, t in previous.tasks.items() if t.status is not TaskStatus.COMPLETED}
+        if not redo:
+            raise NotRunnable(f"execution {execution_id!r} has nothing to retry")
+        flow = await self.canvas.get(org_id, previous.flow_id)
+        present = {n.id for n in flow.nodes}
+        plan = {
+            node_id: [d for d in previous.tasks[node_id].depends_on if d in redo]
+            for node_id in previous.tasks
+            if node_id in redo and node_id in present
+        }
+        if not plan:
+            raise NotRunnable("the nodes to retry are no longer on the canvas")
+        for node_id in plan:
+            self.metrics.retried.labels(previous.tasks[node_id].node_type).inc()
+        return await self._create(org_id, flow, ExecutionKind.RETRY, plan, None, execution_id)
+
+    async def reap(self) -> int:
+        """End or re-drive PROCESSING tasks that no job of this process is running."""
+        reaped = 0
+        for execution in await self.store.active():
+            for node_id, task in execution.tasks.items():
+                key = f"{execution.id}:{node_id}"
+                if task.status is not TaskStatus.PROCESSING or self.runner.running(key):
+                    continue
+                job = await self._job(execution, node_id)
+                if job is not None and task.output_asset_id:
+                    await self.processors[job.node.type].resume(job, task.output_asset_id)
+                    self.metrics.reaped.labels(task.node_type).inc()
+                    reaped += 1
+        return reaped
+
     async def resume(self) -> int:
         """Pick up every unfinished execution after a start-up; return how many tasks."""
         resumed = 0
@@ -324,6 +366,7 @@ class ExecutionEngine:
                     job = await self._job(execution, node_id)
                     if job is not None:
                         await self.processors[job.node.type].resume(job, task.output_asset_id)
+                        self.metrics.resumed.labels(task.node_type).inc()
                         resumed += 1
             await self._schedule(execution.id)
         if resumed:

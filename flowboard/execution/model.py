@@ -81,6 +81,7 @@ class Task(ApiModel):
 class ExecutionKind(StrEnum):
     NODE = "node"
     FLOW = "flow"
+    RETRY = "retry"
 
 
 class Execution(ApiModel):
@@ -95,6 +96,7 @@ class Execution(ApiModel):
     status: TaskStatus = TaskStatus.PENDING
     tasks: dict[str, Task]
     client_request_id: str | None = None
+    retry_of: str | None = None
     version: int = 0
     created_at: datetime
     updated_at: datetime

@@ -105,7 +105,8 @@ ProgressCallback = Callable[[Progress], Coroutine[Any, Any, None]]
 class VideoOutput(Protocol):
     """A finished video, read as a stream of chunks (never all in memory twice)."""
 
-    content_type: str
+    @property
+    def content_type(self) -> str: ...
 
     def chunks(self) -> AsyncIterator[bytes]: ...
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from flowboard.config import Settings
 from flowboard.providers.base import InvalidVideoRequest, VideoProvider
 from flowboard.providers.local import LocalProvider
+from flowboard.providers.veo import VeoProvider
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,7 +44,11 @@ class ProviderRegistry:
 
 def _optional_providers(settings: Settings) -> dict[str, VideoProvider]:
     """Veo and ComfyUI, when their settings make them usable."""
-    return {}
+    found: dict[str, VideoProvider] = {}
+    veo = settings.providers.veo
+    if veo.api_key or veo.project:
+        found["veo"] = VeoProvider(veo)
+    return found
 
 
 @asynccontextmanager

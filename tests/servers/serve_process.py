@@ -1,0 +1,87 @@
+"""`flowboard serve` as a real child process on the test database, for restart tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.servers._process import free_port
+
+
+@dataclass
+class ServeProcess:
+    """Start, kill -9 and restart the service with the same settings."""
+
+    env: dict[str, str]
+    cwd: Path
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = field(default=0)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.starts += 1
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "flowboard", "serve", "--port", str(self.port)],
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
+                    return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(self.log.read_text()[-3000:]) from None
+                time.sleep(0.1)
+        raise RuntimeError("flowboard serve did not become healthy")
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@pytest.fixture
+def serve_process(mongo_server: str, mongo_db_name: str, tmp_path: Path) -> Iterator[ServeProcess]:
+    """A stopped service bound to the test database; settings via `serve.env`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWBOARD_")}
+    env.update(
+        {
+            "FLOWBOARD_DATA_DIR": str(tmp_path / "data"),
+            "FLOWBOARD_DATABASE__URI": mongo_server,
+            "FLOWBOARD_DATABASE__NAME": mongo_db_name,
+            "FLOWBOARD_LOGGING__LEVEL": "INFO",
+        }
+    )
+    proc = ServeProcess(env, tmp_path, free_port(), tmp_path / "serve.log")
+    yield proc
+    proc.stop()

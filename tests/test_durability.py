@@ -1,0 +1,143 @@
+"""Nothing lost, nothing stuck: idempotency, cancel, deadlines, retry, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from flowboard.app import create_app
+from flowboard.keys import DATABASE
+from tests.servers.app import AppClient, MakeSettings
+from tests.servers.waiting import API, wait_execution
+
+SHORT = {"durationSeconds": 1, "resolution": "480p"}
+LONG = {"durationSeconds": 60, "resolution": "1080p"}
+
+
+def video(node_id: str, **data: Any) -> dict[str, Any]:
+    return {"id": node_id, "type": "video_gen", "data": {"prompt": node_id, **SHORT, **data}}
+
+
+async def make_flow(
+    client: AppClient, nodes: list[dict[str, Any]], edges: list[tuple[str, str]]
+) -> str:
+    body = {
+        "name": "d",
+        "nodes": nodes,
+        "edges": [{"id": f"{a}{b}", "source": a, "target": b} for a, b in edges],
+    }
+    flow_id: str = (await (await client.post(f"{API}/flows", json=body)).json())["id"]
+    return flow_id
+
+
+async def wait_status(client: AppClient, execution_id: str, node: str, status: str) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            body = await (await client.get(f"{API}/executions/{execution_id}")).json()
+            if body["tasks"][node]["status"] == status:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def wait_asset(client: AppClient, asset_id: str, status: str) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            asset = await (await client.get(f"{API}/assets/{asset_id}")).json()
+            if asset["status"] == status:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_same_client_request_id_gives_one_execution(client: AppClient) -> None:
+    flow_id = await make_flow(client, [video("v")], [])
+    body = {"flowId": flow_id, "nodeId": "v", "clientRequestId": "canvas-click-1"}
+    answers = await asyncio.gather(*(client.post(f"{API}/run-node", json=body) for _ in range(5)))
+    assert {a.status for a in answers} == {202}
+    ids = {(await a.json())["id"] for a in answers}
+    assert len(ids) == 1
+    done = await wait_execution(client, ids.pop())
+    assert done["status"] == "COMPLETED"
+    assets = client.app[DATABASE].assets
+    assert await assets.count_documents({"executionId": done["id"]}) == 1
+    header = {"Idempotency-Key": "canvas-click-1"}
+    again = await client.post(
+        f"{API}/run-node", json={"flowId": flow_id, "nodeId": "v"}, headers=header
+    )
+    assert (await again.json())["id"] == done["id"]
+    listed = await (await client.get(f"{API}/flows/{flow_id}/executions")).json()
+    assert listed["total"] == 1
+
+
+async def test_cancel_running_and_pending_nodes(client: AppClient) -> None:
+    flow_id = await make_flow(
+        client, [video("a", **LONG), video("b"), video("c")], [("a", "b"), ("a", "c")]
+    )
+    started = await (await client.post(f"{API}/run/{flow_id}")).json()
+    await wait_status(client, started["id"], "a", "PROCESSING")
+    resp = await client.post(f"{API}/executions/{started['id']}/cancel")
+    assert resp.status == 200
+    done = await wait_execution(client, started["id"])
+    assert done["status"] == "CANCELLED"
+    assert {t["status"] for t in done["tasks"].values()} == {"CANCELLED"}
+    assert done["tasks"]["b"]["startedAt"] is None and done["tasks"]["c"]["startedAt"] is None
+    asset_id = done["tasks"]["a"]["outputAssetId"]
+    await wait_asset(client, asset_id, "CANCELLED")
+
+
+async def test_cancel_one_node_leaves_the_rest(client: AppClient) -> None:
+    flow_id = await make_flow(client, [video("a", **LONG), video("b")], [])
+    started = await (await client.post(f"{API}/run/{flow_id}")).json()
+    await wait_status(client, started["id"], "a", "PROCESSING")
+    await client.post(f"{API}/executions/{started['id']}/cancel", json={"nodeId": "a"})
+    done = await wait_execution(client, started["id"])
+    assert done["tasks"]["a"]["status"] == "CANCELLED"
+    assert done["tasks"]["b"]["status"] == "COMPLETED"
+
+
+async def test_provider_deadline_ends_task_with_timeout(
+    aiohttp_client: Callable[..., Any], make_settings: MakeSettings
+) -> None:
+    settings = make_settings(providers={"local": {"deadline_seconds": 0.5}})
+    client: AppClient = await aiohttp_client(create_app(settings))
+    flow_id = await make_flow(client, [video("v", **LONG)], [])
+    started = await (
+        await client.post(f"{API}/run-node", json={"flowId": flow_id, "nodeId": "v"})
+    ).json()
+    done = await wait_execution(client, started["id"], timeout=20)
+    task = done["tasks"]["v"]
+    assert task["status"] == "FAILED" and task["error"]["code"] == "timeout"
+
+
+async def test_retry_reruns_failed_nodes_and_reuses_completed(client: AppClient) -> None:
+    nodes = [
+        {"id": "img", "type": "asset", "data": {"assetId": "asset_missing"}},
+        video("a"),
+        video("b"),
+        video("c"),
+    ]
+    flow_id = await make_flow(client, nodes, [("img", "a"), ("a", "c")])
+    first = await (await client.post(f"{API}/run/{flow_id}")).json()
+    failed = await wait_execution(client, first["id"])
+    assert failed["status"] == "FAILED" and failed["tasks"]["b"]["status"] == "COMPLETED"
+    await client.delete(f"{API}/flows/{flow_id}/edges/imga")  # fix the cause
+    resp = await client.post(f"{API}/executions/{first['id']}/retry")
+    assert resp.status == 202
+    retry = await resp.json()
+    assert retry["kind"] == "retry" and retry["retryOf"] == first["id"]
+    assert set(retry["tasks"]) == {"a", "c"}
+    done = await wait_execution(client, retry["id"])
+    assert done["status"] == "COMPLETED"
+    again = await client.post(f"{API}/executions/{done['id']}/retry")
+    assert again.status == 422
+
+
+async def test_metrics_count_jobs(client: AppClient) -> None:
+    flow_id = await make_flow(client, [video("v")], [])
+    started = await (
+        await client.post(f"{API}/run-node", json={"flowId": flow_id, "nodeId": "v"})
+    ).json()
+    await wait_execution(client, started["id"])
+    text = await (await client.get("/metrics")).text()
+    assert 'flowboard_jobs_started_total{node_type="video_gen"} 1.0' in text
+    assert 'flowboard_jobs_completed_total{node_type="video_gen"} 1.0' in text
