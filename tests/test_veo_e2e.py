@@ -1,0 +1,180 @@
+"""Veo through the real app and the real google-genai SDK, against the Veo fake."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+
+from flowboard.app import create_app
+from tests.fakes.veo import FakeVeo, Outcome, Route, Script
+from tests.servers.app import AppClient, MakeSettings, SseReader
+from tests.servers.waiting import API, wait_execution
+
+Factory = Callable[..., Any]
+Reader = Callable[[ClientResponse], SseReader]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeVeo]:
+    async with FakeVeo() as server:
+        yield server
+
+
+def veo_settings(fake: FakeVeo, mode: str, **extra: Any) -> dict[str, Any]:
+    common = {"base_url": fake.base_url, "poll_initial_seconds": 0.05, "poll_max_seconds": 0.2}
+    if mode == "gemini":
+        return {"mode": "gemini", "api_key": fake.api_key, **common, **extra}
+    return {
+        "mode": "vertex",
+        "project": "proj",
+        "location": "us-central1",
+        "access_token": fake.token,
+        **common,
+        **extra,
+    }
+
+
+async def veo_client(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo, mode: str, **extra: Any
+) -> AppClient:
+    settings = make_settings(
+        providers={"default": "veo", "veo": veo_settings(fake, mode, **extra)},
+        server={"shutdown_grace_seconds": 0.1},
+    )
+    client: AppClient = await aiohttp_client(create_app(settings))
+    return client
+
+
+NODE = {
+    "id": "v",
+    "type": "video_gen",
+    "data": {"prompt": "a lighthouse at dusk", "durationSeconds": 4, "aspectRatio": "16:9"},
+}
+
+
+async def run_veo(client: AppClient) -> dict[str, Any]:
+    flow = await (await client.post(f"{API}/flows", json={"name": "veo", "nodes": [NODE]})).json()
+    resp = await client.post(f"{API}/run-node", json={"flowId": flow["id"], "nodeId": "v"})
+    assert resp.status == 202, await resp.text()
+    started: dict[str, Any] = await resp.json()
+    return started
+
+
+async def asset_of(client: AppClient, execution: dict[str, Any]) -> dict[str, Any]:
+    asset_id = execution["tasks"]["v"]["outputAssetId"]
+    body: dict[str, Any] = await (await client.get(f"{API}/assets/{asset_id}")).json()
+    return body
+
+
+OUTCOMES = [
+    (Script(Outcome.SUCCESS, polls_until_done=2), "COMPLETED", None, None),
+    (Script(Outcome.INLINE), "COMPLETED", None, None),
+    (
+        Script(Outcome.ERROR, error_code=3, error_message="prompt refused by the model"),
+        "FAILED",
+        "provider_error",
+        "prompt refused by the model",
+    ),
+    (
+        Script(Outcome.FILTERED, filtered_reasons=("celebrity likeness",)),
+        "FAILED",
+        "content_filtered",
+        "celebrity likeness",
+    ),
+    (Script(Outcome.EMPTY), "FAILED", "empty_result", None),
+]
+
+
+@pytest.mark.parametrize("mode", ["gemini", "vertex"])
+@pytest.mark.parametrize(("script", "status", "code", "fragment"), OUTCOMES)
+async def test_outcomes_end_in_the_right_state(
+    aiohttp_client: Factory,
+    make_settings: MakeSettings,
+    fake: FakeVeo,
+    mode: str,
+    script: Script,
+    status: str,
+    code: str | None,
+    fragment: str | None,
+) -> None:
+    fake.default_script = script
+    client = await veo_client(aiohttp_client, make_settings, fake, mode)
+    done = await wait_execution(client, (await run_veo(client))["id"])
+    task = done["tasks"]["v"]
+    assert task["status"] == status, task
+    asset = await asset_of(client, done)
+    assert asset["status"] == status and asset["operationId"].startswith(
+        "models/" if mode == "gemini" else "projects/proj/"
+    )
+    if code is None:
+        fetched = await client.get(task["outputUrl"])
+        assert fetched.status == 200 and len(await fetched.read()) == asset["storage"]["size"]
+    else:
+        assert task["error"]["code"] == code
+        assert fragment is None or fragment in task["error"]["message"]
+    assert len(fake.starts) == 1
+
+
+async def test_bursts_of_429_and_500_while_polling_do_not_end_the_job(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo
+) -> None:
+    fake.default_script = Script(Outcome.SUCCESS, polls_until_done=3)
+    fake.fail_next(3, 429, Route.POLL)
+    fake.fail_next(2, 500, Route.POLL)
+    client = await veo_client(aiohttp_client, make_settings, fake, "gemini")
+    done = await wait_execution(client, (await run_veo(client))["id"])
+    assert done["tasks"]["v"]["status"] == "COMPLETED"
+    assert fake.count(Route.POLL) >= 3 + 5
+
+
+async def test_deadline_fails_with_timeout_and_cancels_at_provider(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo
+) -> None:
+    fake.default_script = Script(Outcome.NEVER)
+    client = await veo_client(aiohttp_client, make_settings, fake, "gemini", deadline_seconds=1.0)
+    done = await wait_execution(client, (await run_veo(client))["id"], timeout=20)
+    task = done["tasks"]["v"]
+    assert task["status"] == "FAILED" and task["error"]["code"] == "timeout"
+    assert fake.cancels == [(await asset_of(client, done))["operationId"]]
+
+
+async def test_progress_is_estimated_and_below_100_until_done(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo, sse: Reader
+) -> None:
+    fake.default_script = Script(Outcome.SUCCESS, seconds_until_done=1.5)
+    client = await veo_client(aiohttp_client, make_settings, fake, "gemini", typical_seconds=2.0)
+    flow = await (await client.post(f"{API}/flows", json={"name": "p", "nodes": [NODE]})).json()
+    async with client.get(f"{API}/subscribe/{flow['id']}") as stream:
+        reader = sse(stream)
+        await reader.next()
+        await client.post(f"{API}/run-node", json={"flowId": flow["id"], "nodeId": "v"})
+        tasks: list[dict[str, Any]] = []
+        while not tasks or tasks[-1]["status"] in ("PENDING", "PROCESSING"):
+            frame = await reader.until(lambda f: f["event"] == "EXECUTION_UPDATE")
+            tasks.append(frame["data"]["tasks"]["v"])
+    seen = [t["progress"] for t in tasks if t["status"] == "PROCESSING" and t["progressEstimated"]]
+    assert len(seen) >= 2 and seen == sorted(seen) and max(seen) < 100
+    assert tasks[-1]["status"] == "COMPLETED" and tasks[-1]["progress"] == 100
+
+
+async def test_restart_resumes_polling_the_persisted_operation(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo
+) -> None:
+    fake.default_script = Script(Outcome.SUCCESS, seconds_until_done=2.0)
+    first = await veo_client(aiohttp_client, make_settings, fake, "gemini")
+    started = await run_veo(first)
+    async with asyncio.timeout(10):
+        while not (await asset_of(first, started)).get("operationId"):
+            await asyncio.sleep(0.05)
+    await first.close()  # graceful stop: the job is left for resume
+    assert len(fake.starts) == 1
+    second = await veo_client(aiohttp_client, make_settings, fake, "gemini")
+    done = await wait_execution(second, started["id"], timeout=30)
+    assert done["tasks"]["v"]["status"] == "COMPLETED"
+    assert len(fake.starts) == 1  # polling resumed; no second provider job
+    flow = await (await second.get(f"{API}/flows/{started['flowId']}")).json()
+    assert sum(n["type"] == "generated_asset" for n in flow["nodes"]) == 1
