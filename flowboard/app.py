@@ -145,6 +145,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         settings=settings.execution,
         work_dir=settings.data_path / "tmp",
     )
+    video.on_retry = lambda node_type: app[METRICS].retried.labels(node_type).inc()
     engine.processors[video.node_type] = video
     bus.register(engine)
     bus.register(video)

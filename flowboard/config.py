@@ -60,6 +60,9 @@ class ExecutionSettings(_Section):
     handler_attempts: int = Field(default=3, ge=1)
     handler_backoff_seconds: float = Field(default=0.2, ge=0)
     reaper_seconds: float = Field(default=30.0, gt=0)
+    provider_attempts: int = Field(default=5, ge=1)
+    provider_backoff_seconds: float = Field(default=1.0, ge=0)
+    provider_backoff_max_seconds: float = Field(default=60.0, ge=0)
 
 
 class LocalProviderSettings(_Section):

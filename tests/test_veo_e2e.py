@@ -44,6 +44,7 @@ async def veo_client(
     settings = make_settings(
         providers={"default": "veo", "veo": veo_settings(fake, mode, **extra)},
         server={"shutdown_grace_seconds": 0.1},
+        execution={"provider_backoff_seconds": 0.05, "provider_backoff_max_seconds": 0.2},
     )
     client: AppClient = await aiohttp_client(create_app(settings))
     return client
@@ -178,3 +179,17 @@ async def test_restart_resumes_polling_the_persisted_operation(
     assert len(fake.starts) == 1  # polling resumed; no second provider job
     flow = await (await second.get(f"{API}/flows/{started['flowId']}")).json()
     assert sum(n["type"] == "generated_asset" for n in flow["nodes"]) == 1
+
+
+async def test_thirty_percent_of_calls_failing_still_completes_every_job(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo
+) -> None:
+    fake.default_script = Script(Outcome.SUCCESS, polls_until_done=2)
+    fake.fail_randomly(0.3, (429, 500), seed=7)
+    client = await veo_client(aiohttp_client, make_settings, fake, "gemini")
+    started = [await run_veo(client) for _ in range(8)]
+    done = [await wait_execution(client, s["id"], timeout=60) for s in started]
+    assert all(d["tasks"]["v"]["status"] == "COMPLETED" for d in done), done
+    assert len(fake.starts) == 8
+    retried = [d["tasks"]["v"]["attempts"] for d in done]
+    assert sum(retried) > 8  # some jobs needed more than one try, and say so

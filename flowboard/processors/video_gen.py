@@ -10,12 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from flowboard.assets.model import AssetError, AssetStatus, AssetType, GeneratedAsset, Workflow
-from flowboard.assets.output import store_video
+from flowboard.assets.output import StoredVideo, store_video
 from flowboard.canvas.model import Edge, Flow, Node, Position
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
@@ -32,6 +41,7 @@ from flowboard.providers.base import (
     ErrorCode,
     Progress,
     ProviderError,
+    TransientProviderError,
     VideoProvider,
     VideoRequest,
 )
@@ -40,6 +50,7 @@ from flowboard.storage.base import Storage, StorageError
 from flowboard.store.assets import AssetStore
 
 _LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
 OUTPUT_OFFSET_X = 360.0
 
 
@@ -80,6 +91,7 @@ class VideoGenNodeProcessor:
     settings: ExecutionSettings
     work_dir: Path
     node_type: str = "video_gen"
+    on_retry: Callable[[str], None] | None = None
     _operations: dict[str, tuple[VideoProvider, str]] = field(default_factory=dict)
 
     async def check(self, flow: Flow, node: Node) -> None:
@@ -185,14 +197,18 @@ class VideoGenNodeProcessor:
             provider.validate(request)
             operation = asset.operation_id
             if operation is None:
-                operation = await provider.start(request)
+                operation = await self._with_retries(job, asset, lambda: provider.start(request))
                 # Persist the operation before anything else, so a restart can follow it.
                 await self.assets.update(asset.id, {"operationId": operation})
             self._operations[asset.id] = (provider, operation)
             try:
                 reporter = _Reporter(self, asset, self.settings.progress_min_interval_seconds)
-                output = await provider.follow(operation, request, reporter)
-                stored = await store_video(self.storage, output, asset.id, self.work_dir)
+
+                async def follow_and_store() -> StoredVideo:
+                    output = await provider.follow(operation, request, reporter)
+                    return await store_video(self.storage, output, asset.id, self.work_dir)
+
+                stored = await self._with_retries(job, asset, follow_and_store)
             finally:
                 self._operations.pop(asset.id, None)
         fields: dict[str, Any] = {
@@ -206,6 +222,47 @@ class VideoGenNodeProcessor:
         done = await self.assets.update(asset.id, fields)
         if done is not None:
             self.publish(done)
+
+    async def _with_retries(
+        self, job: Job, asset: GeneratedAsset, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Retry a provider step on transient errors per the policy; record each retry."""
+        policy = self.settings
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.provider_attempts),
+            wait=wait_exponential_jitter(
+                initial=policy.provider_backoff_seconds, max=policy.provider_backoff_max_seconds
+            ),
+            retry=retry_if_exception_type(TransientProviderError),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    await self._record_retry(job, asset, attempt.retry_state)
+                return await call()
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _record_retry(self, job: Job, asset: GeneratedAsset, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        _LOGGER.info(
+            "retrying provider call: %s",
+            error,
+            extra={
+                "asset_id": asset.id,
+                "execution_id": job.execution_id,
+                "node_id": job.node.id,
+                "attempt": state.attempt_number,
+            },
+        )
+        await self.assets.increment(asset.id, "attempts")
+        if self.on_retry is not None:
+            self.on_retry(job.node.type)
+        await self.tasks.update_task(
+            job.execution_id,
+            job.node.id,
+            TaskChange(add_attempt=True, description=f"retrying after: {error}"),
+        )
 
     async def _cancel_at_provider(self, asset_id: str, provider: VideoProvider) -> None:
         found = self._operations.get(asset_id)

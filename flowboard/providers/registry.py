@@ -47,7 +47,8 @@ def _optional_providers(settings: Settings) -> dict[str, VideoProvider]:
     found: dict[str, VideoProvider] = {}
     veo = settings.providers.veo
     if veo.api_key or veo.project:
-        found["veo"] = VeoProvider(veo)
+        # One retry policy per job lives in the processor, where attempts are recorded.
+        found["veo"] = VeoProvider(veo, attempts=1)
     return found
 
 

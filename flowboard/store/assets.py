@@ -43,6 +43,11 @@ class AssetStore:
         )
         return None if doc is None else from_doc(GeneratedAsset, doc)
 
+    async def increment(self, asset_id: str, field_name: str) -> None:
+        await self.database.assets.update_one(
+            {"_id": asset_id}, {"$inc": {field_name: 1}, "$set": {"updatedAt": utcnow()}}
+        )
+
     async def count_for_node(self, execution_id: str, node_id: str) -> int:
         return await self.database.assets.count_documents(
             {"executionId": execution_id, "nodeId": node_id}

@@ -157,7 +157,7 @@ class FakeVeo:
         self.clips = ClipCache()
         self._queued: deque[Script] = deque()
         self._faults: list[_Fault] = []
-        self._random: tuple[float, int, Route | None, random.Random] | None = None
+        self._random: tuple[float, tuple[int, ...], Route | None, random.Random] | None = None
         self._operations: dict[str, _Operation] = {}
         self._files: dict[str, tuple[str, int]] = {}
         self._runner: web.AppRunner | None = None
@@ -177,10 +177,15 @@ class FakeVeo:
         self._faults.append(_Fault(count, route, 0))
 
     def fail_randomly(
-        self, ratio: float, status: int = 503, seed: int = 0, route: Route | None = None
+        self,
+        ratio: float,
+        status: int | tuple[int, ...] = 503,
+        seed: int = 0,
+        route: Route | None = None,
     ) -> None:
-        """Fail a `ratio` share of requests (of `route`), reproducibly from `seed`."""
-        self._random = (ratio, status, route, random.Random(seed)) if ratio > 0 else None
+        """Fail a `ratio` share of requests (of `route`) with one of `status`, from `seed`."""
+        statuses = status if isinstance(status, tuple) else (status,)
+        self._random = (ratio, statuses, route, random.Random(seed)) if ratio > 0 else None
 
     def forget(self) -> None:
         """Lose every operation and file, as a restarted service would (records stay)."""
@@ -273,9 +278,9 @@ class FakeVeo:
                 fault.remaining -= 1
                 return fault.status
         if self._random is not None:
-            ratio, status, only, rng = self._random
+            ratio, statuses, only, rng = self._random
             if only in (None, route) and rng.random() < ratio:
-                return status
+                return rng.choice(statuses)
         return None
 
     def _authorize(self, request: web.Request, mode: Mode) -> None:
