@@ -193,3 +193,42 @@ async def test_thirty_percent_of_calls_failing_still_completes_every_job(
     assert len(fake.starts) == 8
     retried = [d["tasks"]["v"]["attempts"] for d in done]
     assert sum(retried) > 8  # some jobs needed more than one try, and say so
+
+
+async def test_value_the_model_refuses_is_422_without_a_provider_call(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo
+) -> None:
+    client = await veo_client(aiohttp_client, make_settings, fake, "gemini")
+    node = {**NODE, "data": {**NODE["data"], "durationSeconds": 5}}  # veo-3: 4, 6 or 8
+    flow = await (await client.post(f"{API}/flows", json={"name": "x", "nodes": [node]})).json()
+    resp = await client.post(f"{API}/run-node", json={"flowId": flow["id"], "nodeId": "v"})
+    assert resp.status == 422
+    err = await resp.json()
+    assert err["error"]["code"] == "invalid_request" and "duration" in err["error"]["message"]
+    assert fake.count() == 0
+
+
+async def test_cancel_running_veo_job_cancels_at_provider_and_pending_downstream(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo
+) -> None:
+    fake.default_script = Script(Outcome.NEVER)
+    client = await veo_client(aiohttp_client, make_settings, fake, "gemini")
+    nodes = [NODE, {**NODE, "id": "b"}, {**NODE, "id": "c"}]
+    edges = [{"id": "vb", "source": "v", "target": "b"}, {"id": "vc", "source": "v", "target": "c"}]
+    flow = await (
+        await client.post(f"{API}/flows", json={"name": "c", "nodes": nodes, "edges": edges})
+    ).json()
+    run = await (await client.post(f"{API}/run/{flow['id']}")).json()
+    async with asyncio.timeout(10):
+        while not fake.starts or not (
+            await asset_of(client, await (await client.get(f"{API}/executions/{run['id']}")).json())
+        ).get("operationId"):
+            await asyncio.sleep(0.05)
+    await client.post(f"{API}/executions/{run['id']}/cancel")
+    done = await wait_execution(client, run["id"])
+    assert {t["status"] for t in done["tasks"].values()} == {"CANCELLED"}
+    operation = (await asset_of(client, done))["operationId"]
+    async with asyncio.timeout(10):
+        while operation not in fake.cancels:
+            await asyncio.sleep(0.05)
+    assert len(fake.starts) == 1
