@@ -50,7 +50,7 @@ async def veo_client(
     return client
 
 
-NODE = {
+NODE: dict[str, Any] = {
     "id": "v",
     "type": "video_gen",
     "data": {"prompt": "a lighthouse at dusk", "durationSeconds": 4, "aspectRatio": "16:9"},
