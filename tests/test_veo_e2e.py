@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -232,3 +234,25 @@ async def test_cancel_running_veo_job_cancels_at_provider_and_pending_downstream
         while operation not in fake.cancels:
             await asyncio.sleep(0.05)
     assert len(fake.starts) == 1
+
+
+async def test_api_key_never_appears_in_logs_or_answers(
+    aiohttp_client: Factory, make_settings: MakeSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "AIzaSyD-flowboard-test-secret-key-0123456789"
+    caplog.set_level(logging.DEBUG)
+    async with FakeVeo(api_key=secret) as fake:
+        fake.enqueue(Script(Outcome.SUCCESS), Script(Outcome.ERROR, error_message="boom"))
+        client = await veo_client(aiohttp_client, make_settings, fake, "gemini")
+        answers = []
+        for _ in range(2):
+            started = await run_veo(client)
+            done = await wait_execution(client, started["id"])
+            answers += [json.dumps(done), json.dumps(await asset_of(client, done))]
+        fake.api_key = "rotated"  # our key is now wrong: the provider's 400 must not echo it
+        done = await wait_execution(client, (await run_veo(client))["id"])
+        answers.append(json.dumps(done))
+        assert done["tasks"]["v"]["status"] == "FAILED"
+    logged = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
+    for text in (logged, *answers):
+        assert secret not in text and secret[8:24] not in text
