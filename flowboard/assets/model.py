@@ -8,19 +8,11 @@ from typing import Any
 
 from pydantic import Field
 
+from flowboard.execution.model import TaskStatus
 from flowboard.schema import ApiModel
 
-
-class AssetStatus(StrEnum):
-    PENDING = "PENDING"
-    PROCESSING = "PROCESSING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (AssetStatus.COMPLETED, AssetStatus.FAILED, AssetStatus.CANCELLED)
+# An asset goes through the same lifecycle as the task that produces it.
+AssetStatus = TaskStatus
 
 
 class AssetType(StrEnum):

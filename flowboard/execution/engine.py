@@ -78,7 +78,7 @@ class ExecutionEngine:
         if node is None or not is_runnable(node.type):
             kind = "not found" if node is None else f"of type {node.type!r} is not runnable"
             raise NotRunnable(f"node {node_id!r} {kind}")
-        await self.processors[node.type].check(flow, node)
+        await self._check(flow, [node_id])
         return await self._create(
             org_id, flow, ExecutionKind.NODE, {node_id: []}, client_request_id
         )
@@ -88,11 +88,15 @@ class ExecutionEngine:
         plan = flow_plan(flow)
         if not plan:
             raise NotRunnable(f"flow {flow_id!r} has no runnable node")
-        for node_id in plan:
-            node = flow.node(node_id)
-            assert node is not None
-            await self.processors[node.type].check(flow, node)
+        await self._check(flow, list(plan))
         return await self._create(org_id, flow, ExecutionKind.FLOW, plan, client_request_id)
+
+    async def _check(self, flow: Flow, node_ids: list[str]) -> None:
+        """Let each node's processor refuse what cannot run (a 422 before anything starts)."""
+        for node_id in node_ids:
+            node = flow.node(node_id)
+            if node is not None:
+                await self.processors[node.type].check(flow, node)
 
     async def _create(
         self,

@@ -29,6 +29,32 @@ def has_image_input(job: Job) -> bool:
     return any(n.type in IMAGE_SOURCES for n in upstream_nodes(job))
 
 
+def video_request(
+    data: VideoGenNodeData,
+    job_id: str,
+    prompt: str,
+    first_frame: InputImage | None = None,
+    last_frame: InputImage | None = None,
+) -> VideoRequest:
+    """The provider request for a node's parameters and resolved inputs."""
+    return VideoRequest(
+        job_id=job_id,
+        prompt=prompt,
+        duration_seconds=data.duration_seconds,
+        aspect_ratio=data.aspect_ratio,
+        resolution=data.resolution,
+        negative_prompt=data.negative_prompt,
+        model=data.model,
+        fps=data.fps,
+        seed=data.seed,
+        person_generation=data.person_generation,
+        generate_audio=data.generate_audio,
+        workflow=data.workflow,
+        first_frame=first_frame,
+        last_frame=last_frame,
+    )
+
+
 def _missing(message: str) -> PermanentProviderError:
     return PermanentProviderError(ErrorCode.INPUT_MISSING, message)
 
@@ -57,22 +83,7 @@ class InputResolver:
         last = None
         if data.last_frame_asset_id:
             last = await self._asset_image(job.org_id, data.last_frame_asset_id)
-        return VideoRequest(
-            job_id=asset_id,
-            prompt="\n".join(texts),
-            duration_seconds=data.duration_seconds,
-            aspect_ratio=data.aspect_ratio,
-            resolution=data.resolution,
-            negative_prompt=data.negative_prompt,
-            model=data.model,
-            fps=data.fps,
-            seed=data.seed,
-            person_generation=data.person_generation,
-            generate_audio=data.generate_audio,
-            workflow=data.workflow,
-            first_frame=first,
-            last_frame=last,
-        )
+        return video_request(data, asset_id, "\n".join(texts), first, last)
 
     async def _image_of(self, job: Job, node: Node) -> InputImage:
         if node.type == "video_gen":

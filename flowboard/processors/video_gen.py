@@ -36,14 +36,13 @@ from flowboard.execution.model import TaskError, TaskStatus
 from flowboard.ids import new_id, utcnow
 from flowboard.nodes.video_gen import VideoGenNodeData
 from flowboard.processors.base import Job, TaskUpdater
-from flowboard.processors.inputs import InputResolver, has_image_input
+from flowboard.processors.inputs import InputResolver, has_image_input, video_request
 from flowboard.providers.base import (
     ErrorCode,
     Progress,
     ProviderError,
     TransientProviderError,
     VideoProvider,
-    VideoRequest,
 )
 from flowboard.providers.registry import ProviderRegistry
 from flowboard.storage.base import Storage, StorageError
@@ -97,25 +96,7 @@ class VideoGenNodeProcessor:
     async def check(self, flow: Flow, node: Node) -> None:
         data = VideoGenNodeData.model_validate(node.data)
         provider = self.providers.get(data.provider)
-        provider.validate(self._draft(data))
-
-    @staticmethod
-    def _draft(data: VideoGenNodeData) -> VideoRequest:
-        """A request from the node's own parameters, before its inputs are read."""
-        return VideoRequest(
-            job_id="check",
-            prompt=data.prompt,
-            duration_seconds=data.duration_seconds,
-            aspect_ratio=data.aspect_ratio,
-            resolution=data.resolution,
-            negative_prompt=data.negative_prompt,
-            model=data.model,
-            fps=data.fps,
-            seed=data.seed,
-            person_generation=data.person_generation,
-            generate_audio=data.generate_audio,
-            workflow=data.workflow,
-        )
+        provider.validate(video_request(data, "check", data.prompt))
 
     async def process_job(self, job: Job) -> None:
         data = VideoGenNodeData.model_validate(job.node.data)

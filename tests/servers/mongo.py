@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.servers._process import ServerProcess, free_port
-
-
-def _program() -> str:
-    beside = Path(sys.executable).parent / "secantusd-py"
-    return str(beside) if beside.exists() else (shutil.which("secantusd-py") or "secantusd-py")
+from tests.servers._process import ServerProcess, free_port, program
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +17,7 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     server = ServerProcess(
         [
-            _program(),
+            program("secantusd-py"),
             "--host",
             "127.0.0.1",
             "--port",

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.servers._process import ServerProcess, free_port
-
-
-def _program() -> str:
-    beside = Path(sys.executable).parent / "moto_server"
-    return str(beside) if beside.exists() else (shutil.which("moto_server") or "moto_server")
+from tests.servers._process import ServerProcess, free_port, program
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +15,7 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("moto")
     port = free_port()
     server = ServerProcess(
-        [_program(), "-H", "127.0.0.1", "-p", str(port)],
+        [program("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         port,
         root / "server.log",
     ).start()
