@@ -49,6 +49,10 @@ def _optional_providers(settings: Settings) -> dict[str, VideoProvider]:
     if veo.api_key or veo.project:
         # One retry policy per job lives in the processor, where attempts are recorded.
         found["veo"] = VeoProvider(veo, attempts=1)
+    if settings.providers.comfyui.url:
+        from flowboard.providers.comfyui import ComfyUIProvider
+
+        found["comfyui"] = ComfyUIProvider(settings.providers.comfyui, settings.data_path / "tmp")
     return found
 
 

@@ -1,0 +1,237 @@
+"""ComfyUI workflows: load API-format JSON, check the parameter mapping, fill in a request."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flowboard.config import ComfyUISettings, ComfyWorkflowSettings, ConfigError
+from flowboard.providers.base import InvalidVideoRequest, VideoRequest
+
+Graph = dict[str, Any]
+
+# Fields of ComfyWorkflowSettings that name a "<node id>.<input name>" target.
+MAPPED_FIELDS = (
+    "prompt",
+    "negative_prompt",
+    "image",
+    "width",
+    "height",
+    "frames",
+    "seconds",
+    "fps",
+    "seed",
+)
+SHORT_SIDES = {"480p": 480, "720p": 720, "1080p": 1080}
+ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1)}
+# Video diffusion models (Wan, Hunyuan) need sides in multiples of 16.
+SIZE_STEP = 16
+DEFAULT_FPS = 24
+MAX_FRAMES = 3600  # 60 s at 60 fps: anything longer is a mistake, not a request
+SEED_SPACE = 2**32
+_SEED_NAMESPACE = uuid.UUID("6f1c2d4e-9a57-4d8b-a1f0-3c6e2b7d9e10")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One mapped input: the node id and the input name inside it."""
+
+    node: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.node}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A checked workflow.
+
+    name: the key under providers.comfyui.workflows.
+    graph: the API-format prompt as loaded (never mutated; `fill` copies it).
+    targets: the mapped parameters by field name (unmapped fields are absent).
+    output_node: the node whose `images` output holds the video.
+    """
+
+    name: str
+    graph: Graph
+    targets: dict[str, Target]
+    output_node: str
+
+    def literal(self, field: str) -> Any:
+        """Return the workflow's own value of a mapped input, or None when unmapped."""
+        target = self.targets.get(field)
+        return None if target is None else self.graph[target.node]["inputs"][target.name]
+
+    @property
+    def default_fps(self) -> int:
+        """Return the frame rate the workflow file sets, or DEFAULT_FPS."""
+        value = self.literal("fps")
+        return int(value) if isinstance(value, int | float) and value > 0 else DEFAULT_FPS
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Values to put into a workflow; None leaves the workflow's own value."""
+
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    image: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    seconds: int | None = None
+    fps: int | None = None
+    seed: int | None = None
+
+
+def _problem(name: str, message: str) -> ConfigError:
+    return ConfigError(f"config error: providers.comfyui.workflows.{name}: {message}")
+
+
+def _read_graph(name: str, file: str) -> Graph:
+    # Relative paths resolve against the working directory, like the config file itself.
+    path = Path(file).expanduser()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise _problem(name, f"file not found: {path}") from exc
+    except (OSError, ValueError) as exc:
+        raise _problem(name, f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict) or "nodes" in data:
+        raise _problem(name, f"{path} is not an API-format workflow (export it with Save (API))")
+    for node_id, node in data.items():
+        if not (
+            isinstance(node, dict) and "class_type" in node and isinstance(node.get("inputs"), dict)
+        ):
+            raise _problem(name, f"{path}: node {node_id} has no class_type or inputs")
+    return data
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
+
+
+def _target(name: str, field: str, spec: str, graph: Graph) -> Target:
+    node, dot, input_name = spec.rpartition(".")
+    if not dot or not node or not input_name:
+        raise _problem(name, f"{field} = {spec!r} is not '<node id>.<input name>'")
+    if node not in graph:
+        raise _problem(name, f"{field}: node {node} is not in the workflow")
+    inputs = graph[node]["inputs"]
+    if input_name not in inputs:
+        kind = graph[node]["class_type"]
+        raise _problem(name, f"{field}: node {node} ({kind}) has no input {input_name!r}")
+    if _is_link(inputs[input_name]):
+        # Overwriting a link would cut the graph; the mapping must name a widget value.
+        raise _problem(name, f"{field}: {spec} is a link, not a value")
+    return Target(node, input_name)
+
+
+def load_workflow(name: str, settings: ComfyWorkflowSettings) -> Workflow:
+    """Read and check one configured workflow; raise ConfigError naming what is wrong."""
+    graph = _read_graph(name, settings.file)
+    if settings.output_node not in graph:
+        raise _problem(name, f"output_node {settings.output_node} is not in the workflow")
+    targets = {
+        field: _target(name, field, spec, graph)
+        for field in MAPPED_FIELDS
+        if (spec := getattr(settings, field))
+    }
+    return Workflow(name, graph, targets, settings.output_node)
+
+
+def load_workflows(settings: ComfyUISettings) -> dict[str, Workflow]:
+    """Load every configured workflow once."""
+    return {name: load_workflow(name, wf) for name, wf in settings.workflows.items()}
+
+
+def frame_size(aspect_ratio: str, resolution: str) -> tuple[int, int]:
+    """Return (width, height) in multiples of SIZE_STEP; raise InvalidVideoRequest if unknown."""
+    if aspect_ratio not in ASPECTS:
+        raise InvalidVideoRequest(f"aspectRatio must be one of {', '.join(ASPECTS)}")
+    if resolution not in SHORT_SIDES:
+        raise InvalidVideoRequest(f"resolution must be one of {', '.join(SHORT_SIDES)}")
+    across, down = ASPECTS[aspect_ratio]
+    short = SHORT_SIDES[resolution]
+    long = short * max(across, down) / min(across, down)
+
+    def snap(side: float) -> int:
+        return max(SIZE_STEP, round(side / SIZE_STEP) * SIZE_STEP)
+
+    return (snap(long), snap(short)) if across >= down else (snap(short), snap(long))
+
+
+def derived_seed(job_id: str) -> int:
+    """Return a seed fixed per job: a retry repeats the job, a new job gets a new video."""
+    return uuid.uuid5(_SEED_NAMESPACE, job_id).int % SEED_SPACE
+
+
+def check_request(workflow: Workflow, request: VideoRequest) -> None:
+    """Raise InvalidVideoRequest, naming the field, for what this workflow cannot honour."""
+    has = workflow.targets.__contains__
+    if request.first_frame is not None and not has("image"):
+        raise InvalidVideoRequest(
+            f"first frame: workflow {workflow.name!r} has no image input (use an image workflow)"
+        )
+    if request.prompt and not has("prompt"):
+        raise InvalidVideoRequest(f"prompt: workflow {workflow.name!r} has no prompt input")
+    if request.fps is not None and not has("fps"):
+        raise InvalidVideoRequest(f"fps: workflow {workflow.name!r} has no fps input")
+    if has("width") or has("height"):
+        frame_size(request.aspect_ratio, request.resolution)
+    if not has("frames") and not has("seconds"):
+        raise InvalidVideoRequest(
+            f"durationSeconds: workflow {workflow.name!r} maps neither frames nor seconds"
+        )
+    if request.duration_seconds < 1:
+        raise InvalidVideoRequest("durationSeconds must be at least 1")
+    frames = request.duration_seconds * (request.fps or workflow.default_fps)
+    if has("frames") and frames > MAX_FRAMES:
+        raise InvalidVideoRequest(
+            f"durationSeconds * fps is {frames} frames; at most {MAX_FRAMES} are allowed"
+        )
+
+
+def inputs_for(workflow: Workflow, request: VideoRequest, image: str | None) -> Inputs:
+    """Turn a checked request (and the uploaded image's name) into workflow inputs."""
+    fps = request.fps or workflow.default_fps
+    width = height = None
+    if "width" in workflow.targets or "height" in workflow.targets:
+        width, height = frame_size(request.aspect_ratio, request.resolution)
+    return Inputs(
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        image=image,
+        width=width,
+        height=height,
+        frames=request.duration_seconds * fps,
+        seconds=request.duration_seconds,
+        fps=fps,
+        seed=request.seed if request.seed is not None else derived_seed(request.job_id),
+    )
+
+
+def _coerce(current: Any, value: Any) -> Any:
+    """Keep the workflow's number type: FLOAT inputs stay floats, INT inputs stay ints."""
+    if isinstance(current, float) and isinstance(value, int):
+        return float(value)
+    if isinstance(current, int) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def fill(workflow: Workflow, inputs: Inputs) -> Graph:
+    """Return a copy of the graph with every mapped, given input set."""
+    graph = copy.deepcopy(workflow.graph)
+    for field, target in workflow.targets.items():
+        value = getattr(inputs, field)
+        if value is None:
+            continue
+        node_inputs = graph[target.node]["inputs"]
+        node_inputs[target.name] = _coerce(node_inputs[target.name], value)
+    return graph

@@ -1,0 +1,117 @@
+"""Video generation through the real app with ComfyUI (the fake) as the provider."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+
+from flowboard.app import create_app
+from flowboard.media.poster import probe_video
+from tests.fakes.comfyui import FakeComfyUI
+from tests.servers.app import AppClient, MakeSettings, SseReader
+
+API = "/api/creative-flowboard"
+WORKFLOWS = Path(__file__).parent / "fakes" / "workflows"
+T2V = {
+    "file": str(WORKFLOWS / "text_to_video.json"),
+    "prompt": "6.text", "negative_prompt": "7.text", "width": "5.width", "height": "5.height",
+    "frames": "5.length", "fps": "9.fps", "seed": "3.seed", "output_node": "10",
+}  # fmt: skip
+Reader = Callable[[ClientResponse], SseReader]
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+
+
+@pytest.fixture
+async def fake(tmp_path: Path) -> AsyncIterator[FakeComfyUI]:
+    async with FakeComfyUI(tmp_path / "comfy") as server:
+        yield server
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[..., Any], make_settings: MakeSettings, fake: FakeComfyUI
+) -> AppClient:
+    """The real app with ComfyUI as the default provider."""
+    comfyui = {"url": fake.url, "workflow": "t2v", "workflows": {"t2v": T2V}}
+    settings = make_settings(providers={"default": "comfyui", "comfyui": comfyui})
+    result: AppClient = await aiohttp_client(create_app(settings))
+    return result
+
+
+async def video_flow(client: AppClient) -> dict[str, Any]:
+    data = {
+        "prompt": "a red fox trotting through fresh snow",
+        "provider": "comfyui",
+        "durationSeconds": 1,
+        "aspectRatio": "16:9",
+        "resolution": "480p",
+    }
+    resp = await client.post(
+        f"{API}/flows",
+        json={"name": "Fox", "nodes": [{"id": "vid", "type": "video_gen", "data": data}]},
+    )
+    assert resp.status == 201, await resp.text()
+    flow: dict[str, Any] = await resp.json()
+    return flow
+
+
+async def run_and_watch(
+    client: AppClient, reader: SseReader, flow_id: str, during: Callable[[], Any] | None = None
+) -> list[dict[str, Any]]:
+    """Run the node; return the `vid` task of every EXECUTION_UPDATE until it ends."""
+    await reader.next()  # snapshot
+    resp = await client.post(f"{API}/run-node", json={"flowId": flow_id, "nodeId": "vid"})
+    assert resp.status == 202, await resp.text()
+    tasks: list[dict[str, Any]] = []
+    async with asyncio.timeout(60):
+        while not tasks or tasks[-1]["status"] not in TERMINAL:
+            frame = await reader.next()
+            if frame["event"] != "EXECUTION_UPDATE":
+                continue
+            tasks.append(frame["data"]["tasks"]["vid"])
+            if during is not None and tasks[-1]["progress"] > 0:
+                await during()
+                during = None
+    return tasks
+
+
+async def test_run_node_streams_progress_and_serves_a_decodable_mp4(
+    client: AppClient, fake: FakeComfyUI, sse: Reader, tmp_path: Path
+) -> None:
+    fake.step_delay = 0.1
+    flow = await video_flow(client)
+    async with client.get(f"{API}/subscribe/{flow['id']}") as stream:
+        tasks = await run_and_watch(client, sse(stream), flow["id"])
+    assert tasks[-1]["status"] == "COMPLETED", tasks[-1]
+    progress = [t["progress"] for t in tasks if t["status"] == "PROCESSING"]
+    assert len(set(progress)) >= 3 and progress[-1] < 100
+    assert all(b >= a for a, b in itertools.pairwise(progress)), progress
+    assert tasks[-1]["progress"] == 100 and tasks[-1]["outputUrl"]
+
+    video = await client.get(tasks[-1]["outputUrl"])
+    assert video.status == 200 and video.headers["Content-Type"] == "video/mp4"
+    path = tmp_path / "out.mp4"
+    path.write_bytes(await video.read())
+    assert probe_video(path).frames > 0
+
+    [sent] = fake.prompts
+    asset = await (await client.get(f"{API}/assets/{tasks[-1]['outputAssetId']}")).json()
+    assert asset["operationId"] == sent.prompt_id and asset["provider"] == "comfyui"
+
+
+async def test_comfyui_restart_mid_run_fails_the_task_as_lost(
+    client: AppClient, fake: FakeComfyUI, sse: Reader
+) -> None:
+    fake.step_delay = 0.1
+    flow = await video_flow(client)
+    async with client.get(f"{API}/subscribe/{flow['id']}") as stream:
+        tasks = await run_and_watch(client, sse(stream), flow["id"], during=fake.restart)
+    assert fake.restarts == 1
+    assert tasks[-1]["status"] == "FAILED", tasks[-1]
+    assert tasks[-1]["error"]["code"] == "lost_by_provider"

@@ -1,0 +1,396 @@
+"""ComfyUIProvider against the fake ComfyUI over real HTTP and websockets."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from PIL import Image
+
+from flowboard.config import ComfyUISettings, ComfyWorkflowSettings, ConfigError
+from flowboard.providers.base import (
+    ErrorCode,
+    InputImage,
+    InvalidVideoRequest,
+    PermanentProviderError,
+    Progress,
+    VideoOutput,
+    VideoProvider,
+    VideoRequest,
+)
+from flowboard.providers.comfyui import ComfyTiming, ComfyUIProvider, prompt_id_for
+from flowboard.providers.comfyui_client import RetryPolicy
+from tests.fakes.comfyui import FakeComfyUI
+from tests.fakes.comfyui_records import HistoryLag
+
+WORKFLOWS = Path(__file__).parent / "fakes" / "workflows"
+T2V = {
+    "prompt": "6.text", "negative_prompt": "7.text", "width": "5.width", "height": "5.height",
+    "frames": "5.length", "fps": "9.fps", "seed": "3.seed", "output_node": "10",
+}  # fmt: skip
+I2V = {
+    "prompt": "6.text", "negative_prompt": "7.text", "image": "52.image", "width": "50.width",
+    "height": "50.height", "frames": "50.length", "fps": "57.fps", "seed": "3.seed",
+    "output_node": "58",
+}  # fmt: skip
+FAST = ComfyTiming(
+    retry=RetryPolicy(attempts=4, initial=0.01, maximum=0.05, jitter=0.01),
+    history=RetryPolicy(attempts=8, initial=0.02, maximum=0.1, jitter=0.01),
+    reconnect=RetryPolicy(initial=0.05, maximum=0.2, jitter=0.02),
+    reconcile_seconds=0.5,
+    lost_checks=2,
+    lost_check_delay=0.1,
+    report_interval=0.0,
+    request_timeout=5.0,
+    connect_timeout=2.0,
+)
+
+
+def text_request(job_id: str = "job-t2v", **changes: Any) -> VideoRequest:
+    base = VideoRequest(
+        job_id=job_id,
+        prompt="a red fox trotting through snow",
+        negative_prompt="blurry",
+        duration_seconds=1,
+        aspect_ratio="16:9",
+        resolution="480p",
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def png(color: tuple[int, int, int] = (30, 140, 220)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def comfy_settings(url: str, **workflows: dict[str, str]) -> ComfyUISettings:
+    """Settings with the fake's two workflows plus any extra ones."""
+    table = {
+        "t2v": {**T2V, "file": str(WORKFLOWS / "text_to_video.json")},
+        "i2v": {**I2V, "file": str(WORKFLOWS / "image_to_video.json")},
+        **workflows,
+    }
+    return ComfyUISettings(
+        url=url,
+        workflow="t2v",
+        workflows={k: ComfyWorkflowSettings.model_validate(v) for k, v in table.items()},
+    )
+
+
+class Reports:
+    """Collects progress reports."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    async def __call__(self, progress: Progress) -> None:
+        self.values.append(progress.percent)
+
+
+async def read_all(output: VideoOutput) -> bytes:
+    return b"".join([chunk async for chunk in output.chunks()])
+
+
+def decoded_frames(data: bytes) -> int:
+    with av.open(io.BytesIO(data), mode="r") as container:
+        return len(list(container.decode(video=0)))
+
+
+async def run(provider: VideoProvider, request: VideoRequest, reports: Reports) -> bytes:
+    provider.validate(request)
+    prompt_id = await provider.start(request)
+    return await read_all(await provider.follow(prompt_id, request, reports))
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def fake(tmp_path: Path) -> AsyncIterator[FakeComfyUI]:
+    async with FakeComfyUI(tmp_path / "comfy") as server:
+        yield server
+
+
+@pytest.fixture
+async def make_provider(
+    fake: FakeComfyUI, tmp_path: Path
+) -> AsyncIterator[Callable[..., ComfyUIProvider]]:
+    """Build providers on the fake with fast timings; close them all at the end."""
+    made: list[ComfyUIProvider] = []
+
+    def build(**kwargs: Any) -> ComfyUIProvider:
+        settings = kwargs.pop("settings", None) or comfy_settings(fake.url)
+        provider = ComfyUIProvider(settings, tmp_path / "work", timing=FAST, **kwargs)
+        made.append(provider)
+        return provider
+
+    yield build
+    for provider in made:
+        await provider.close()
+
+
+@pytest.fixture
+def provider(make_provider: Callable[..., ComfyUIProvider]) -> ComfyUIProvider:
+    return make_provider()
+
+
+async def test_text_to_video_produces_a_decodable_mp4(
+    fake: FakeComfyUI, provider: ComfyUIProvider
+) -> None:
+    request = text_request()
+    data = await run(provider, request, Reports())
+    assert decoded_frames(data) > 0
+    [sent] = fake.prompts
+    assert sent.prompt_id == prompt_id_for(request.job_id)
+    assert sent.client_id == provider.client_id
+    nodes = sent.prompt
+    assert nodes["6"]["inputs"]["text"] == request.prompt
+    assert nodes["7"]["inputs"]["text"] == "blurry"
+    assert (nodes["5"]["inputs"]["width"], nodes["5"]["inputs"]["height"]) == (848, 480)
+    assert nodes["5"]["inputs"]["length"] == 24 and nodes["9"]["inputs"]["fps"] == 24.0
+    assert isinstance(nodes["3"]["inputs"]["seed"], int)
+
+
+async def test_image_to_video_uploads_the_first_frame(
+    fake: FakeComfyUI, provider: ComfyUIProvider
+) -> None:
+    request = text_request(
+        "job-i2v", workflow="i2v", first_frame=InputImage(png(), "image/png"), fps=16, seed=7
+    )
+    data = await run(provider, request, Reports())
+    assert decoded_frames(data) > 0
+    [upload] = fake.uploads
+    assert (upload.filename, upload.subfolder, upload.size) == (
+        "job-i2v.png",
+        "flowboard",
+        len(png()),
+    )
+    nodes = fake.prompts[0].prompt
+    assert nodes["52"]["inputs"]["image"] == "flowboard/job-i2v.png"
+    assert nodes["50"]["inputs"]["length"] == 16 and nodes["3"]["inputs"]["seed"] == 7
+
+
+async def test_progress_increases_stays_below_100_and_covers_the_range(
+    fake: FakeComfyUI, provider: ComfyUIProvider
+) -> None:
+    fake.step_delay = 0.02
+    fake.node_delay = 0.01
+    reports = Reports()
+    await run(provider, text_request(), reports)
+    values = reports.values
+    assert len(values) >= 10, values
+    assert all(b > a for a, b in itertools.pairwise(values)), values
+    assert values[0] < 20 and values[-1] >= 85 and max(values) < 100, values
+
+
+async def test_cached_nodes_count_as_done(fake: FakeComfyUI, provider: ComfyUIProvider) -> None:
+    await run(provider, text_request("job-a", seed=1), Reports())
+    fake.step_delay = 0.02
+    reports = Reports()
+    # Only the prompt text changes: the loader, latent and negative prompt come from cache.
+    await run(provider, text_request("job-b", seed=1, prompt="a grey wolf"), reports)
+    cached = [m for m in fake.sent if m.type == "execution_cached"]
+    assert cached[-1].data["nodes"], "the second run reuses cached nodes"
+    assert reports.values and reports.values[0] > 0
+
+
+async def test_same_job_started_twice_queues_one_prompt(
+    fake: FakeComfyUI, provider: ComfyUIProvider
+) -> None:
+    fake.step_delay = 0.01
+    request = text_request()
+    first = await provider.start(request)
+    again = await provider.start(request)  # pending or running: found in /queue
+    assert first == again and len(fake.prompts) == 1
+    await read_all(await provider.follow(first, request, Reports()))
+    assert await provider.start(request) == first  # finished: found in /history
+    data = await read_all(await provider.follow(first, request, Reports()))
+    assert decoded_frames(data) > 0 and len(fake.prompts) == 1
+
+
+async def test_validation_error_names_the_node(
+    fake: FakeComfyUI, make_provider: Callable[..., ComfyUIProvider], tmp_path: Path
+) -> None:
+    graph = json.loads((WORKFLOWS / "text_to_video.json").read_text())
+    graph["3"]["inputs"]["steps"] = 20_000  # above KSampler's maximum
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(graph))
+    provider = make_provider(settings=comfy_settings(fake.url, bad={**T2V, "file": str(bad)}))
+    with pytest.raises(PermanentProviderError) as caught:
+        await provider.start(text_request(workflow="bad"))
+    assert caught.value.code is ErrorCode.PROVIDER_ERROR
+    message = caught.value.message
+    assert "node 3" in message and "KSampler" in message and "bigger than max" in message
+    assert len(fake.rejected_prompts) == 1 and not fake.prompts
+
+
+async def test_runtime_error_carries_the_exception_message(
+    fake: FakeComfyUI, provider: ComfyUIProvider
+) -> None:
+    fake.fail_node_class("VAEDecode", "Allocation on device failed")
+    with pytest.raises(PermanentProviderError) as caught:
+        await run(provider, text_request(), Reports())
+    assert caught.value.code is ErrorCode.PROVIDER_ERROR
+    assert caught.value.message == "VAEDecode (node 8): Allocation on device failed"
+
+
+@pytest.mark.parametrize("abrupt", [False, True], ids=["close", "abort"])
+async def test_dropped_websocket_mid_run_still_completes(
+    fake: FakeComfyUI, provider: ComfyUIProvider, abrupt: bool
+) -> None:
+    fake.step_delay = 0.03
+    request = text_request()
+    prompt_id = await provider.start(request)
+    assert fake.drop_websockets_after(6, provider.client_id, abrupt=abrupt) == 1
+    reports = Reports()
+    data = await read_all(await provider.follow(prompt_id, request, reports))
+    assert decoded_frames(data) > 0
+    assert len(fake.ws_connections) >= 2 and fake.ws_connections[0].close_reason == "dropped"
+    assert fake.ws_connections[-1].messages_sent > 1  # the run's events reached the new socket
+    assert reports.values == sorted(set(reports.values))
+
+
+@pytest.mark.parametrize("lag", list(HistoryLag), ids=str)
+async def test_history_race_still_completes(
+    fake: FakeComfyUI, provider: ComfyUIProvider, lag: HistoryLag
+) -> None:
+    fake.history_lag_reads, fake.history_lag_mode = 3, lag
+    data = await run(provider, text_request(), Reports())
+    assert decoded_frames(data) > 0
+
+
+async def test_comfyui_restart_mid_run_fails_as_lost(
+    fake: FakeComfyUI, provider: ComfyUIProvider
+) -> None:
+    fake.step_delay = 0.05
+    request = text_request()
+    prompt_id = await provider.start(request)
+    reports = Reports()
+    follow = asyncio.create_task(provider.follow(prompt_id, request, reports))
+    await until(lambda: bool(reports.values))
+    await fake.restart()
+    with pytest.raises(PermanentProviderError) as caught:
+        await follow
+    assert caught.value.code is ErrorCode.LOST_BY_PROVIDER
+    assert prompt_id in caught.value.message
+
+
+async def test_cancel_interrupts_and_deletes(fake: FakeComfyUI, provider: ComfyUIProvider) -> None:
+    fake.step_delay = 0.05
+    request = text_request()
+    prompt_id = await provider.start(request)
+    follow = asyncio.create_task(provider.follow(prompt_id, request, Reports()))
+    await until(lambda: fake.running_prompt_id == prompt_id)
+    await provider.cancel(prompt_id)
+    assert [d.delete for d in fake.queue_deletes] == [[prompt_id]]
+    assert fake.interrupts[-1].requested_prompt_id == prompt_id and fake.interrupts[-1].applied
+    with pytest.raises(PermanentProviderError) as caught:
+        await follow
+    assert caught.value.code is ErrorCode.CANCELLED
+
+
+async def test_cancel_never_raises_when_comfyui_is_gone(
+    fake: FakeComfyUI, provider: ComfyUIProvider
+) -> None:
+    await fake.stop()
+    await provider.cancel(prompt_id_for("job-gone"))
+
+
+async def test_503_burst_on_prompt_is_retried(fake: FakeComfyUI, provider: ComfyUIProvider) -> None:
+    fake.fail_next_requests(3, status=503, path="/prompt")
+    data = await run(provider, text_request(), Reports())
+    assert decoded_frames(data) > 0
+    assert [r.status for r in fake.failed_requests] == [503, 503, 503]
+    assert len(fake.prompts) == 1
+
+
+async def test_new_provider_instance_resumes_a_running_prompt(
+    fake: FakeComfyUI, make_provider: Callable[..., ComfyUIProvider]
+) -> None:
+    fake.step_delay = 0.03
+    request = text_request()
+    first = make_provider()
+    prompt_id = await first.start(request)
+    await first.close()  # Flowboard stops; ComfyUI keeps running the prompt
+    second = make_provider()
+    assert second.client_id == first.client_id  # same installation: events reach it again
+    reports = Reports()
+    data = await read_all(await second.follow(prompt_id, request, reports))
+    assert decoded_frames(data) > 0 and reports.values and len(fake.prompts) == 1
+
+
+async def test_follow_without_events_completes_by_reconciling(
+    fake: FakeComfyUI, make_provider: Callable[..., ComfyUIProvider]
+) -> None:
+    request = text_request()
+    prompt_id = await make_provider().start(request)
+    other = make_provider(client_id="flowboard-elsewhere")  # gets none of the prompt's events
+    data = await read_all(await other.follow(prompt_id, request, Reports()))
+    assert decoded_frames(data) > 0
+    assert not fake.sent_to("flowboard-elsewhere") or all(
+        m.type in ("status", "feature_flags") for m in fake.sent_to("flowboard-elsewhere")
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"workflow": "nope"}, "workflow 'nope'"),
+        ({"first_frame": InputImage(b"x", "image/png")}, "first frame"),
+        ({"duration_seconds": 0}, "durationSeconds"),
+        ({"duration_seconds": 61, "fps": 60}, "durationSeconds"),
+        ({"aspect_ratio": "4:3"}, "aspectRatio"),
+        ({"resolution": "4k"}, "resolution"),
+        ({"workflow": "fixed"}, "durationSeconds"),
+        ({"workflow": "silent"}, "prompt"),
+        ({"workflow": "fixed", "fps": 30}, "fps"),
+    ],
+)
+async def test_validate_refuses_what_the_workflow_cannot_do(
+    fake: FakeComfyUI,
+    make_provider: Callable[..., ComfyUIProvider],
+    changes: dict[str, Any],
+    field: str,
+) -> None:
+    t2v = {**T2V, "file": str(WORKFLOWS / "text_to_video.json")}
+    fixed = {k: v for k, v in t2v.items() if k not in ("frames", "fps")}
+    silent = {k: v for k, v in t2v.items() if k != "prompt"}
+    provider = make_provider(settings=comfy_settings(fake.url, fixed=fixed, silent=silent))
+    with pytest.raises(InvalidVideoRequest) as caught:
+        provider.validate(text_request(**changes))
+    assert field in caught.value.message
+    assert caught.value.code is ErrorCode.INVALID_REQUEST
+
+
+@pytest.mark.parametrize(
+    ("mapping", "problem"),
+    [
+        ({"output_node": "99"}, "output_node 99"),
+        ({"prompt": "99.text"}, "node 99"),
+        ({"prompt": "6.words"}, "no input 'words'"),
+        ({"prompt": "6.clip"}, "is a link"),
+        ({"file": "missing.json"}, "file not found"),
+    ],
+)
+def test_broken_workflow_config_is_refused_at_start_up(
+    tmp_path: Path, mapping: dict[str, str], problem: str
+) -> None:
+    table = {**T2V, "file": str(WORKFLOWS / "text_to_video.json"), **mapping}
+    settings = ComfyUISettings(
+        url="http://127.0.0.1:9", workflows={"t2v": ComfyWorkflowSettings.model_validate(table)}
+    )
+    with pytest.raises(ConfigError) as caught:
+        ComfyUIProvider(settings, tmp_path)
+    assert problem in str(caught.value) and "workflows.t2v" in str(caught.value)
