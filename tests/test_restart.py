@@ -9,7 +9,10 @@ from typing import Any
 import aiohttp
 from pymongo import AsyncMongoClient
 
+from tests.fakes.comfyui import FakeComfyUI
+from tests.fakes.veo import FakeVeo, Outcome, Script
 from tests.servers.serve_process import ServeProcess
+from tests.test_comfyui_e2e import T2V
 
 API = "/api/creative-flowboard"
 JOBS = 20
@@ -78,3 +81,65 @@ async def test_kill_9_with_local_jobs_in_flight(
     assert {a["storage"]["key"] for a in assets} == {
         str(p.relative_to(media.parent)) for p in stored
     }
+
+
+def _provider_env(veo: FakeVeo, comfy: FakeComfyUI) -> dict[str, str]:
+    env = {
+        "FLOWBOARD_PROVIDERS__VEO__API_KEY": veo.api_key,
+        "FLOWBOARD_PROVIDERS__VEO__BASE_URL": veo.base_url,
+        "FLOWBOARD_PROVIDERS__VEO__POLL_INITIAL_SECONDS": "0.2",
+        "FLOWBOARD_PROVIDERS__VEO__POLL_MAX_SECONDS": "0.5",
+        "FLOWBOARD_PROVIDERS__COMFYUI__URL": comfy.url,
+        "FLOWBOARD_PROVIDERS__COMFYUI__WORKFLOW": "t2v",
+    }
+    for key, value in T2V.items():
+        env[f"FLOWBOARD_PROVIDERS__COMFYUI__WORKFLOWS__T2V__{key.upper()}"] = value
+    return env
+
+
+def _mixed_nodes() -> list[dict[str, Any]]:
+    local = {"durationSeconds": 2, "resolution": "480p", "provider": "local"}
+    veo = {"durationSeconds": 4, "resolution": "720p", "provider": "veo"}
+    comfy = {"durationSeconds": 1, "resolution": "480p", "provider": "comfyui"}
+    kinds = [("l", local, 8), ("v", veo, 6), ("c", comfy, 6)]
+    return [
+        {"id": f"{prefix}{i}", "type": "video_gen", "data": {"prompt": f"{prefix} {i}", **data}}
+        for prefix, data, count in kinds
+        for i in range(count)
+    ]
+
+
+async def test_kill_9_with_jobs_on_every_provider(
+    serve_process: ServeProcess, mongo_server: str, mongo_db_name: str, tmp_path: Path
+) -> None:
+    async with FakeVeo() as veo, FakeComfyUI(tmp_path / "comfy") as comfy:
+        veo.default_script = Script(Outcome.SUCCESS, seconds_until_done=4.0)
+        comfy.step_delay = 0.03
+        serve_process.env.update(_provider_env(veo, comfy))
+        serve_process.env["FLOWBOARD_EXECUTION__MAX_CONCURRENT_NODES"] = "20"
+        serve_process.start()
+        nodes = _mixed_nodes()
+        async with aiohttp.ClientSession(serve_process.url) as session:
+            flow = await _json(session, "POST", f"{API}/flows", json={"name": "m", "nodes": nodes})
+            run = await _json(session, "POST", f"{API}/run/{flow['id']}")
+            url = f"{API}/executions/{run['id']}"
+            async with asyncio.timeout(60):
+                while len(veo.starts) < 6 or not comfy.prompts:
+                    await asyncio.sleep(0.1)
+        serve_process.kill9()
+        serve_process.start()
+        async with aiohttp.ClientSession(serve_process.url) as session:
+            done = await _wait(session, url, lambda b: b["status"] in ("COMPLETED", "FAILED"), 240)
+        assert done["status"] == "COMPLETED", done
+        assert len(veo.starts) == 6  # polling resumed; no operation started twice
+        comfy_ids = [p.prompt_id for p in comfy.prompts]
+        assert len(comfy_ids) == len(set(comfy_ids)) == 6  # no prompt queued twice
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_server)
+    try:
+        assets = [a async for a in client[mongo_db_name].assets.find({"executionId": run["id"]})]
+    finally:
+        await client.close()
+    assert sorted(a["nodeId"] for a in assets) == sorted(n["id"] for n in nodes)
+    assert all(a["status"] == "COMPLETED" and a["storage"]["size"] > 0 for a in assets)
+    media = Path(serve_process.env["FLOWBOARD_DATA_DIR"]) / "media" / "videos"
+    assert len(list(media.glob("*/*.mp4"))) == len(nodes)
