@@ -9,16 +9,19 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from flowboard.api.auth import AccessRules, auth_middleware
 from flowboard.api.errors import error_middleware
 from flowboard.api.routes import setup_routes
+from flowboard.auth.service import Authenticator
 from flowboard.canvas.service import CanvasService
 from flowboard.config import Settings
-from flowboard.db.database import Database, connect
-from flowboard.db.embedded import EmbeddedMongo
+from flowboard.db.lifecycle import open_database
 from flowboard.events.bus import EventBus
 from flowboard.execution.engine import ExecutionEngine
 from flowboard.keys import (
+    ACCESS,
     ASSETS,
+    AUTH,
     BUS,
     CANVAS,
     DATABASE,
@@ -29,6 +32,7 @@ from flowboard.keys import (
     PROVIDERS,
     SETTINGS,
     STORAGE,
+    WEBHOOKS,
 )
 from flowboard.metrics import Metrics
 from flowboard.mirror.firestore import FirestoreMirror
@@ -39,7 +43,9 @@ from flowboard.storage.factory import open_storage
 from flowboard.store.assets import AssetStore
 from flowboard.store.executions import ExecutionStore
 from flowboard.store.flows import FlowStore
+from flowboard.store.tokens import TokenStore
 from flowboard.streams.hub import StreamHub
+from flowboard.webhooks.service import open_webhooks
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,28 +54,15 @@ SWEEP_SECONDS = 60.0
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     """Connect to the configured MongoDB, or start the embedded one first."""
-    settings = app[SETTINGS]
-    embedded: EmbeddedMongo | None = None
-    uri = settings.database.uri
-    if not uri:
-        embedded = EmbeddedMongo(settings.data_path / "db")
-        await embedded.start(settings.database.startup_timeout_seconds)
-        uri = embedded.uri
-    try:
-        database: Database = await connect(
-            uri, settings.database.name, settings.database.startup_timeout_seconds
-        )
-    except BaseException:
-        if embedded is not None:
-            await embedded.stop()
-        raise
-    app[DATABASE] = database
-    try:
+    async with open_database(app[SETTINGS]) as database:
+        app[DATABASE] = database
         yield
-    finally:
-        await database.close()
-        if embedded is not None:
-            await embedded.stop()
+
+
+async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    """API tokens (from the database), issuer JWTs, and the stream ticket book."""
+    app[AUTH] = Authenticator.from_settings(app[SETTINGS].auth, TokenStore(app[DATABASE]))
+    yield
 
 
 async def _sweep_channels(hub: StreamHub) -> None:
@@ -119,6 +112,13 @@ async def _mirror_ctx(app: web.Application) -> AsyncIterator[None]:
         await mirror.stop(timeout=5.0)
 
 
+async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Webhook subscriptions, the outbox and its delivery worker (runs until shutdown)."""
+    async with open_webhooks(app[SETTINGS], app[DATABASE]) as webhooks:
+        app[WEBHOOKS] = webhooks
+        yield
+
+
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     """The bus, the engine and its processors; resume unfinished runs once up."""
     settings = app[SETTINGS]
@@ -149,6 +149,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     engine.processors[video.node_type] = video
     bus.register(engine)
     bus.register(video)
+    bus.register(app[WEBHOOKS].outbox)  # before resume: replayed events queue webhooks too
     app[BUS], app[ASSETS], app[ENGINE] = bus, assets, engine
     await engine.resume()
     reaper = asyncio.create_task(
@@ -190,13 +191,24 @@ async def _close_streams(app: web.Application) -> None:
 def create_app(settings: Settings) -> web.Application:
     """The whole service as one aiohttp Application."""
     app = web.Application(
-        middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes
+        # auth inside error_middleware: its refusals and failures keep the JSON error shape
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=settings.server.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.cleanup_ctx.extend(
-        [_database_ctx, _canvas_ctx, _storage_ctx, _providers_ctx, _mirror_ctx, _engine_ctx]
+        [
+            _database_ctx,
+            _auth_ctx,
+            _canvas_ctx,
+            _storage_ctx,
+            _providers_ctx,
+            _mirror_ctx,
+            _webhooks_ctx,
+            _engine_ctx,
+        ]
     )
     app.on_shutdown.append(_close_streams)
-    setup_routes(app)
+    app[ACCESS] = AccessRules.from_endpoints(setup_routes(app), settings.auth)
     return app

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 ENV_PREFIX = "FLOWBOARD_"
 ENV_SEPARATOR = "__"
@@ -125,6 +127,66 @@ class LoggingSettings(_Section):
     format: Literal["json", "text"] = "json"
 
 
+class AuthSettings(_Section):
+    enabled: bool = True
+    metrics_public: bool = True
+    ticket_seconds: int = Field(default=60, ge=1, le=3600)
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_jwks_url: str = ""
+    jwt_public_key: str = ""
+    jwt_secret: SecretStr = SecretStr("")
+    jwt_algorithms: str = "RS256,ES256,HS256"
+    jwt_org_claim: str = Field(default="org_id", min_length=1)
+    jwt_leeway_seconds: float = Field(default=30.0, ge=0)
+
+
+def _split_list(value: Any) -> Any:
+    """A list setting given as one string (an environment variable): comma-separated."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class NetworkSettings(_Section):
+    allow: list[str] = Field(default_factory=list)
+
+    _split = field_validator("allow", mode="before")(_split_list)
+
+
+def _check_webhook_secret(value: SecretStr) -> SecretStr:
+    raw = value.get_secret_value()
+    try:
+        decoded = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if not raw.startswith("whsec_") or not decoded:
+        raise ValueError("must look like whsec_<base64>")
+    return value
+
+
+class InboundWebhookSettings(_Section):
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    tolerance_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets_format(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        return {name: _check_webhook_secret(secret) for name, secret in value.items()}
+
+
+class WebhooksSettings(_Section):
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    retry_schedule_seconds: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0], min_length=1
+    )
+    poll_seconds: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=7, ge=1)
+    inbound: InboundWebhookSettings = InboundWebhookSettings()
+
+    _split = field_validator("retry_schedule_seconds", mode="before")(_split_list)
+
+
 class Settings(_Section):
     """Every setting of the service; see config.toml for the meaning of each."""
 
@@ -137,6 +199,9 @@ class Settings(_Section):
     providers: ProvidersSettings = ProvidersSettings()
     firestore: FirestoreSettings = FirestoreSettings()
     logging: LoggingSettings = LoggingSettings()
+    auth: AuthSettings = AuthSettings()
+    network: NetworkSettings = NetworkSettings()
+    webhooks: WebhooksSettings = WebhooksSettings()
 
     @property
     def data_path(self) -> Path:
@@ -165,11 +230,16 @@ def _merge(target: dict[str, Any], extra: Mapping[str, Any]) -> None:
             target[key] = value
 
 
+_SECRET_WORDS = ("secret", "key", "token", "password")
+
+
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "config"
     value = first.get("input")
     shown = f" (got {value!r})" if isinstance(value, str | int | float | bool) else ""
+    if first["type"] == "extra_forbidden" or any(w in where.lower() for w in _SECRET_WORDS):
+        shown = ""  # a secret setting, or a mistyped name of one, must not print its value
     return f"config error: {where}: {first['msg']}{shown}"
 
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from flowboard.api.auth import AccessRules
+    from flowboard.auth.service import Authenticator
     from flowboard.canvas.service import CanvasService
     from flowboard.config import Settings
     from flowboard.db.database import Database
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from flowboard.storage.base import Storage
     from flowboard.store.assets import AssetStore
     from flowboard.streams.hub import StreamHub
+    from flowboard.webhooks.service import WebhookService
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 DATABASE: web.AppKey[Database] = web.AppKey("database")
@@ -30,3 +33,6 @@ ASSETS: web.AppKey[AssetStore] = web.AppKey("assets")
 ENGINE: web.AppKey[ExecutionEngine] = web.AppKey("engine")
 MIRROR: web.AppKey[FirestoreMirror | None] = web.AppKey("mirror")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
+ACCESS: web.AppKey[AccessRules] = web.AppKey("access")
+WEBHOOKS: web.AppKey[WebhookService] = web.AppKey("webhooks")

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,12 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _call(url: str, body: dict[str, Any] | None = None) -> Any:
+def _call(url: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(request, timeout=5) as resp:
         return json.loads(resp.read())
 
@@ -56,18 +60,36 @@ def _stop(proc: subprocess.Popen[bytes]) -> int:
     return proc.wait(timeout=30)
 
 
+def _create_token(tmp_path: Path) -> str:
+    """`flowboard token create` on the embedded database (the service is not running)."""
+    result = subprocess.run(
+        [*FLOWBOARD, "token", "create", "--org", "default", "--name", "serve-test"],
+        env=_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout.decode().strip()
+
+
 def test_embedded_default_keeps_flows_across_restart(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}/api/creative-flowboard"
+    token = _create_token(tmp_path)
     proc = _start(tmp_path, port)
     try:
-        flow = _call(f"{base}/flows", {"name": "Keep me", "nodes": [{"id": "a", "type": "prompt"}]})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _call(f"{base}/flows")
+        assert refused.value.code == 401
+        body = {"name": "Keep me", "nodes": [{"id": "a", "type": "prompt"}]}
+        flow = _call(f"{base}/flows", body, token)
         assert _call(f"http://127.0.0.1:{port}/readyz")["database"] == "up"
     finally:
         assert _stop(proc) == 0
     proc = _start(tmp_path, port)
     try:
-        again = _call(f"{base}/flows/{flow['id']}")
+        again = _call(f"{base}/flows/{flow['id']}", token=token)
         assert again == flow
     finally:
         assert _stop(proc) == 0

@@ -124,5 +124,8 @@ def endpoints() -> list[Endpoint]:
             tag,
             params=(Param("key", "path", required=True),),
             content_type="video/mp4",
+            # A capability URL, like a presigned S3 one: the key is unguessable and
+            # <video src> / <img src> cannot send an Authorization header.
+            public=True,
         ),
     ]

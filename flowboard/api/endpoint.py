@@ -37,6 +37,7 @@ class Endpoint:
     params: Sequence[Param] = field(default_factory=tuple)
     content_type: str = "application/json"
     public: bool = False
+    accepts_ticket: bool = False  # a stream ticket (?ticket=) may stand in for the header
 
     def route(self) -> web.RouteDef:
         return web.route(self.method, self.path, self.handler)

@@ -13,6 +13,7 @@ from flowboard.canvas.edits import NotFoundInFlow
 from flowboard.canvas.graph import GraphError
 from flowboard.canvas.service import FlowNotFound, RevisionConflict
 from flowboard.execution.engine import ExecutionNotFound
+from flowboard.net.ssrf import UnsafeUrl
 from flowboard.providers.base import InvalidVideoRequest
 
 _LOGGER = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ def _from_domain(exc: Exception) -> web.Response | None:
         return error_response(404, "execution_not_found", f"execution {exc.args[0]!r} not found")
     if isinstance(exc, RevisionConflict):
         return error_response(409, "revision_conflict", str(exc), {"currentRevision": exc.current})
+    if isinstance(exc, UnsafeUrl):
+        return error_response(422, "unsafe_url", f"url refused: {exc}")
     return None
 
 

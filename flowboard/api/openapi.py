@@ -41,6 +41,7 @@ def _errors(refs: dict[Any, Any]) -> dict[str, Any]:
         str(code): {"description": text, **body}
         for code, text in (
             (400, "Bad request"),
+            (401, "Missing, malformed, expired or revoked credential"),
             (404, "Not found"),
             (409, "Revision conflict"),
             (413, "Body too large"),
@@ -73,6 +74,8 @@ def _operation(ep: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
             for p in ep.params
         ],
     }
+    if ep.public:
+        op["security"] = []  # no credential needed
     if ep.request is not None:
         op["requestBody"] = {
             "required": True,
@@ -90,7 +93,11 @@ def build_openapi(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Flowboard", "version": __version__},
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
     }
 
 

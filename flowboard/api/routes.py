@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flowboard.api import assets, executions, flows, health, metrics, subscribe
+from flowboard.api import assets, executions, flows, health, metrics, subscribe, webhooks
 from flowboard.api.endpoint import Endpoint
 from flowboard.api.openapi import OPENAPI_DOCUMENT, OPENAPI_ENDPOINT, build_openapi
 
@@ -17,6 +17,7 @@ def all_endpoints() -> list[Endpoint]:
         *subscribe.endpoints(),
         *executions.endpoints(),
         *assets.endpoints(),
+        *webhooks.endpoints(),
     ]
 
 

@@ -10,14 +10,23 @@ import logging
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from flowboard.api.bodies import json_answer
 from flowboard.api.endpoint import Endpoint, Param
 from flowboard.api.flows import PREFIX
 from flowboard.api.principal import org_id
 from flowboard.canvas.service import FlowNotFound, sync_payload
-from flowboard.keys import CANVAS, HUB, SETTINGS
+from flowboard.keys import AUTH, CANVAS, HUB, SETTINGS
+from flowboard.schema import ApiModel
 from flowboard.streams.hub import FlowChannel, StreamEvent, StreamEventType
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class StreamTicket(ApiModel):
+    """A single-use ticket for `GET /subscribe/{flowId}?ticket=…` (EventSource sends no headers)."""
+
+    ticket: str
+    expires_in: int
 
 
 async def _send(resp: EventSourceResponse, events: list[StreamEvent]) -> None:
@@ -97,8 +106,26 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def create_ticket(request: web.Request) -> web.Response:
+    flow_id = request.match_info["flowId"]
+    org = org_id(request)
+    await request.app[CANVAS].get(org, flow_id)  # another organisation's flow is a 404
+    book = request.app[AUTH].tickets
+    ticket = book.issue(org, flow_id)
+    return json_answer(StreamTicket(ticket=ticket, expires_in=int(book.lifetime)))
+
+
 def endpoints() -> list[Endpoint]:
     return [
+        Endpoint(
+            "POST",
+            f"{PREFIX}/subscribe/{{flowId}}/ticket",
+            create_ticket,
+            "A single-use ticket to open the flow's event stream without headers",
+            "streams",
+            response=StreamTicket,
+            params=(Param("flowId", "path", required=True),),
+        ),
         Endpoint(
             "GET",
             f"{PREFIX}/subscribe/{{flowId}}",
@@ -108,7 +135,9 @@ def endpoints() -> list[Endpoint]:
             params=(
                 Param("flowId", "path", required=True),
                 Param("Last-Event-ID", "header", "resume after this event id"),
+                Param("ticket", "query", "single-use stream ticket instead of Authorization"),
             ),
             content_type="text/event-stream",
+            accepts_ticket=True,
         )
     ]

@@ -39,6 +39,10 @@ class Database:
     def assets(self) -> AsyncCollection[Document]:
         return self.db["assets"]
 
+    @property
+    def tokens(self) -> AsyncCollection[Document]:
+        return self.db["tokens"]
+
     async def ping(self) -> bool:
         try:
             await self.db.command("ping")
@@ -60,6 +64,8 @@ class Database:
         )
         await self.assets.create_index([("executionId", ASCENDING), ("nodeId", ASCENDING)])
         await self.assets.create_index([("status", ASCENDING)])
+        await self.tokens.create_index([("hash", ASCENDING)], unique=True)
+        await self.tokens.create_index([("orgId", ASCENDING), ("createdAt", ASCENDING)])
 
     async def close(self) -> None:
         await self.client.close()

@@ -80,6 +80,8 @@ def serve_process(mongo_server: str, mongo_db_name: str, tmp_path: Path) -> Iter
             "FLOWBOARD_DATABASE__URI": mongo_server,
             "FLOWBOARD_DATABASE__NAME": mongo_db_name,
             "FLOWBOARD_LOGGING__LEVEL": "INFO",
+            # Restart tests are about durability; tests/test_auth.py covers authentication.
+            "FLOWBOARD_AUTH__ENABLED": "false",
         }
     )
     proc = ServeProcess(env, tmp_path, free_port(), tmp_path / "serve.log")

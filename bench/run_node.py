@@ -1,0 +1,290 @@
+"""run-node under load: C concurrent clients each POST /run-node R times; latency of the 202.
+
+Run: .venv/bin/python bench/run_node.py --clients 200 --requests-per-client 5
+
+For each variant it starts its own `flowboard serve` (embedded database, local storage, temp
+data dir, WARNING logs; see bench/_util.py), creates one flow per client with one video_gen
+node up front, warms up with a few sequential run-node calls, then lets all clients loose at
+once. Each client calls run-node on its own flow R times in a row (a closed loop: the next
+request leaves when the previous answer arrived). Latency is measured per request in the
+client, from just before sending to the end of the 202 answer's body. The clients share one
+aiohttp session (connector limit 0) in this process; its CPU share is printed so a client-side
+bottleneck would show.
+
+Every run-node starts a real background job, which competes with the request path for the
+machine's cores. So the variants differ only in what those jobs cost:
+  local       local provider at the configured fps (24): real H.264 renders, 2 at a time
+  local-fps1  local provider at FLOWBOARD_PROVIDERS__LOCAL__FPS=1 (its minimum): tiny renders
+  veo-idle    provider veo pointed at a FakeVeo (in this process) whose operations never
+              finish: the job only starts the operation and polls it every 5-30 s
+
+Target: p99 < 100 ms with no errors. The exit status is 0 whether the target passes or not
+(2 only when the bench could not run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from _load import (
+    Call,
+    Window,
+    auth_headers,
+    create_flows,
+    family,
+    install_signal_handlers,
+    machine_line,
+    run_node,
+    table,
+    verdict,
+)
+from _util import REPO, Server, flowboard_server, percentile, raise_nofile
+
+sys.path.insert(0, str(REPO))  # tests.fakes
+from tests.fakes.veo import FakeVeo, Outcome, Script
+
+TARGET_P99_MS = 100.0
+VARIANTS = ("local", "local-fps1", "veo-idle")
+LABELS = {
+    "local": "local provider, fps 24 (renders compete)",
+    "local-fps1": "local provider, fps 1 (minimum)",
+    "veo-idle": "veo → FakeVeo, never finishes (renders idle)",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    variant: str
+    calls: list[Call]
+    seconds: float
+    server_cpu: float
+    db_cpu: float
+    client_cpu: float
+    rss_max_mb: float
+    flows_seconds: float
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        return [c.seconds * 1000 for c in self.calls if c.status == 202]
+
+    @property
+    def errors(self) -> int:
+        return sum(c.status != 202 for c in self.calls)
+
+    @property
+    def passed(self) -> bool:
+        p99 = percentile(self.latencies_ms, 99)
+        return self.errors == 0 and bool(self.latencies_ms) and p99 < TARGET_P99_MS
+
+    def row(self) -> list[str]:
+        lat = self.latencies_ms
+        p50, p95, p99 = (percentile(lat, p) for p in (50, 95, 99))
+        return [
+            LABELS[self.variant],
+            str(len(self.calls)),
+            str(self.errors),
+            f"{p50:.1f}",
+            f"{p95:.1f}",
+            f"{p99:.1f}",
+            f"{max(lat, default=float('nan')):.1f}",
+            f"{len(self.calls) / self.seconds:.0f}",
+            f"{self.server_cpu:.0f}",
+            f"{self.rss_max_mb:.0f}",
+            f"{self.db_cpu:.0f}",
+            f"{self.client_cpu:.0f}",
+            verdict(self.passed),
+        ]
+
+
+HEADER = [
+    "variant", "requests", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms", "req/s",
+    "server CPU %", "server RSS MB", "DB CPU %", "client CPU %", "p99 < 100 ms",
+]  # fmt: skip
+
+
+def node_data(variant: str, args: argparse.Namespace) -> dict[str, Any]:
+    if variant == "veo-idle":  # Veo's own limits: 4/6/8 s, 720p/1080p; nothing is rendered
+        return {"prompt": "bench", "durationSeconds": 4, "resolution": "720p", "provider": "veo"}
+    return {
+        "prompt": "bench",
+        "durationSeconds": args.duration_seconds,
+        "resolution": "480p",
+        "provider": "local",
+    }
+
+
+def server_env(variant: str, fake: FakeVeo | None, deadline: float) -> dict[str, str]:
+    if variant == "local-fps1":
+        return {"FLOWBOARD_PROVIDERS__LOCAL__FPS": "1"}
+    if variant == "veo-idle" and fake is not None:
+        return {
+            "FLOWBOARD_PROVIDERS__VEO__MODE": "gemini",
+            "FLOWBOARD_PROVIDERS__VEO__API_KEY": fake.api_key,
+            "FLOWBOARD_PROVIDERS__VEO__BASE_URL": fake.base_url,
+            "FLOWBOARD_PROVIDERS__VEO__DEADLINE_SECONDS": str(deadline),
+        }
+    return {}
+
+
+async def client(
+    session: aiohttp.ClientSession,
+    server: Server,
+    headers: dict[str, str],
+    flow_id: str,
+    requests: int,
+    out: list[Call],
+) -> None:
+    for _ in range(requests):
+        out.append(await run_node(session, server, headers, flow_id))
+
+
+async def measure(
+    server: Server, variant: str, args: argparse.Namespace, fake: FakeVeo | None
+) -> Result:
+    if fake is not None:
+        await fake.start()
+    connector = aiohttp.TCPConnector(limit=0)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            headers, auth_line = await auth_headers(session, server)
+            print(f"  {auth_line}")
+            started = time.monotonic()
+            data = node_data(variant, args)
+            flows = await create_flows(session, server, headers, args.clients + 1, data)
+            flows_seconds = time.monotonic() - started
+            for _ in range(args.warmup):  # its own flow: the measured flows start fresh
+                warm = await run_node(session, server, headers, flows[-1])
+                if warm.status != 202:
+                    raise RuntimeError(f"warm-up run-node answered {warm.status}: {warm.error}")
+            await asyncio.sleep(1.0)  # let the warm-up jobs' first steps pass
+            pids = family(server)
+            window = Window([server.pid, *(pids[1:2] or [server.pid]), os.getpid()])
+            stop = asyncio.Event()
+            calls: list[Call] = []
+            window.begin()
+            sampler = asyncio.create_task(window.run(stop, args.timeout))
+            await asyncio.gather(
+                *(
+                    client(session, server, headers, flow, args.requests_per_client, calls)
+                    for flow in flows[: args.clients]
+                )
+            )
+            window.end()
+            stop.set()
+            await sampler
+    finally:
+        if fake is not None:
+            await fake.stop()
+    return Result(
+        variant,
+        calls,
+        window.seconds,
+        window.cpu_percent(0),
+        window.cpu_percent(1) if len(pids) > 1 else float("nan"),
+        window.cpu_percent(2),
+        window.rss_max_mb,
+        flows_seconds,
+    )
+
+
+def run_variant(variant: str, args: argparse.Namespace) -> Result:
+    fake: FakeVeo | None = None
+    if variant == "veo-idle":
+        fake = FakeVeo()
+        fake.default_script = Script(Outcome.NEVER)
+    env = server_env(variant, fake, deadline=args.timeout + 3600)
+    shown = " ".join(f"{k}={v}" for k, v in env.items() if "API_KEY" not in k) or "(defaults)"
+    print(f"\n[{variant}] {LABELS[variant]}; server env: {shown}")
+    with flowboard_server(env) as server:
+        result = asyncio.run(measure(server, variant, args, fake))
+        tail = server.log_tail(5)
+    lat = result.latencies_ms
+    print(
+        f"  flows created in {result.flows_seconds:.1f} s; {len(result.calls)} requests in "
+        f"{result.seconds:.2f} s; p99 {percentile(lat, 99):.1f} ms; errors {result.errors}"
+    )
+    errors = [c.error for c in result.calls if c.status != 202][:3]
+    for error in errors:
+        print(f"  error: {error}")
+    if errors and tail:
+        print(f"  server log tail:\n{tail}")
+    return result
+
+
+def git_revision() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=10,
+    )  # fmt: skip
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "flowboard"],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=10,
+    )  # fmt: skip
+    return done.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=200, help="concurrent clients")
+    parser.add_argument("--requests-per-client", type=int, default=5, help="run-node calls each")
+    parser.add_argument("--duration-seconds", type=int, default=1, help="video length (local)")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated of {', '.join(VARIANTS)}"
+    )
+    parser.add_argument("--warmup", type=int, default=5, help="sequential run-node calls first")
+    parser.add_argument("--timeout", type=float, default=600.0, help="bound of the whole run (s)")
+    args = parser.parse_args()
+    args.variant_list = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(args.variant_list) - set(VARIANTS)
+    if unknown or not args.variant_list:
+        parser.error(f"unknown variants: {', '.join(sorted(unknown)) or '(none given)'}")
+    if args.clients < 1 or args.requests_per_client < 1:
+        parser.error("--clients and --requests-per-client must be >= 1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    install_signal_handlers(args.timeout)
+    raise_nofile()
+    date = time.strftime("%a %d %b %Y %H:%M:%S %Z")
+    print(f"run-node latency bench — {date}")
+    print(f"machine: {machine_line()}")
+    print(f"flowboard: {git_revision()}")
+    print(
+        f"load: {args.clients} concurrent clients x {args.requests_per_client} run-node calls, "
+        f"one flow (one video_gen node) per client, one aiohttp session, connector limit 0"
+    )
+    results: list[Result] = []
+    try:
+        for variant in args.variant_list:
+            results.append(run_variant(variant, args))
+    except KeyboardInterrupt:
+        print("\ninterrupted (or --timeout reached); servers stopped, temp dirs removed")
+        sys.exit(2)
+    except RuntimeError as exc:
+        print(f"\nbench could not run: {exc}")
+        sys.exit(2)
+    finally:
+        signal.alarm(0)
+    print()
+    print(table(HEADER, [r.row() for r in results]))
+    print(
+        "\nCPU % is percent of one core over the load window (server = the flowboard process, "
+        "DB = its embedded secantusd-py child, client = this bench process"
+        + (", which also hosts the FakeVeo" if "veo-idle" in args.variant_list else "")
+        + f"). Target: p99 < {TARGET_P99_MS:.0f} ms, no errors."
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Outbound network access: the SSRF guard every user-supplied URL goes through."""

@@ -1,0 +1,1 @@
+"""Webhooks: signed outbound deliveries through an outbox, and signed inbound reports."""
