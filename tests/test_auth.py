@@ -33,7 +33,16 @@ API = "/api/creative-flowboard"
 Ids = dict[str, str]
 Snapshot = dict[str, list[dict[str, Any]]]
 Reader = Callable[[ClientResponse], SseReader]
-COLLECTIONS = ("flows", "executions", "assets", "tokens")
+COLLECTIONS = (
+    "flows",
+    "executions",
+    "assets",
+    "tokens",
+    "webhook_subscriptions",
+    "webhook_deliveries",
+)
+# A public address literal passes the SSRF guard without DNS; nothing is ever sent to it.
+HOOK = {"url": "http://93.184.216.34/hook", "events": ["asset.completed"]}
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 
 
@@ -65,6 +74,7 @@ class Recipe:
 
 
 FLOW, EXE = f"{API}/flows/{{flowId}}", f"{API}/executions/{{executionId}}"
+WEBHOOK = f"{API}/webhooks/{{webhookId}}"
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("POST", f"{API}/flows"): Recipe(lambda ids: {"json": {"name": "New"}}, own_scope=True),
     ("GET", f"{API}/flows"): Recipe(own_scope=True),
@@ -90,6 +100,11 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("POST", f"{EXE}/retry"): Recipe(execution=True),
     ("POST", f"{API}/assets"): Recipe(_upload, own_scope=True),
     ("GET", f"{API}/assets/{{assetId}}"): Recipe(),
+    ("POST", f"{API}/webhooks"): Recipe(lambda ids: {"json": HOOK}, own_scope=True),
+    ("GET", f"{API}/webhooks"): Recipe(own_scope=True),
+    ("GET", WEBHOOK): Recipe(),
+    ("DELETE", WEBHOOK): Recipe(),
+    ("GET", f"{WEBHOOK}/deliveries"): Recipe(),
 }
 GUARDED = [ep for ep in all_endpoints() if not ep.public]
 
@@ -138,6 +153,7 @@ async def build_world(client: AppClient, execution: bool) -> Ids:
     }
     flow = await _json(await client.post(f"{API}/flows", json=body), 201)
     ids = {"flowId": flow["id"], "nodeId": "p", "edgeId": "e", "assetId": asset["id"]}
+    ids["webhookId"] = (await _json(await client.post(f"{API}/webhooks", json=HOOK), 201))["id"]
     if execution:
         run = await _json(
             await client.post(f"{API}/run-node", json={"flowId": flow["id"], "nodeId": "v"}), 202

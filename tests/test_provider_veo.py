@@ -414,15 +414,15 @@ async def test_many_follows_mostly_sleep(fake: FakeVeo, mode: Mode) -> None:
         names = await asyncio.gather(*(veo.start(BASE_REQUEST) for _ in range(100)))
         follows = [veo.follow(name, BASE_REQUEST, Reports()) for name in names]
         with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.6):
+            async with asyncio.timeout(1.5):  # long enough to stay meaningful under load
                 await asyncio.gather(*follows)
     finally:
         await veo.close()
 
     polls = [fake.polls[name] for name in names]
-    # Delays of about 0.05, 0.075, 0.11, 0.17, 0.2 … s: a handful of polls each, no hot loop.
+    # Delays of about 0.05, 0.075, 0.11, 0.17, 0.2 … s: under ten polls each, no hot loop.
     assert min(polls) >= 2
-    assert max(polls) <= 8
+    assert max(polls) <= 12
 
 
 def test_poll_delays_grow_with_jitter_up_to_the_maximum() -> None:

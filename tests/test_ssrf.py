@@ -19,7 +19,13 @@ from flowboard.net.ssrf import (
     system_resolve,
 )
 from tests.servers.app import AppClient
-from tests.servers.http_recorder import ConnectSpy, HttpRecorder, MakeRecorder, Recorded
+from tests.servers.http_recorder import (
+    ConnectSpy,
+    HttpRecorder,
+    MakeRecorder,
+    Recorded,
+    Respond,
+)
 from tests.servers.waiting import API
 
 PUBLIC_NAME = "hooks.example.com"
@@ -41,7 +47,7 @@ def fake_dns(
     return resolve
 
 
-def redirect_to(location: Callable[[], str], status: int = 302) -> object:
+def redirect_to(location: Callable[[], str], status: int = 302) -> Respond:
     async def respond(recorder: HttpRecorder, request: Recorded) -> web.StreamResponse:
         return web.Response(status=status, headers={"Location": location()})
 
@@ -143,9 +149,7 @@ async def test_redirect_to_loopback_is_refused(
 ) -> None:
     """A public name (allow-listed by name only) that redirects inward: the hop is refused."""
     target = await http_recorder()
-    first = await http_recorder(
-        respond=redirect_to(lambda: location.format(port=target.port), 307)
-    )
+    first = await http_recorder(respond=redirect_to(lambda: location.format(port=target.port), 307))
     dns = fake_dns({PUBLIC_NAME: [["127.0.0.1"]]})
     with pytest.raises(UnsafeUrl):
         await safe_request(

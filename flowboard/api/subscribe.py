@@ -14,10 +14,11 @@ from flowboard.api.bodies import json_answer
 from flowboard.api.endpoint import Endpoint, Param
 from flowboard.api.flows import PREFIX
 from flowboard.api.principal import org_id
+from flowboard.canvas.model import Flow
 from flowboard.canvas.service import FlowNotFound, sync_payload
 from flowboard.keys import AUTH, CANVAS, HUB, SETTINGS
 from flowboard.schema import ApiModel
-from flowboard.streams.hub import FlowChannel, StreamEvent, StreamEventType
+from flowboard.streams.hub import FlowChannel, Sink, StreamEventType, sse_frame
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -29,55 +30,61 @@ class StreamTicket(ApiModel):
     expires_in: int
 
 
-async def _send(resp: EventSourceResponse, events: list[StreamEvent]) -> None:
-    for item in events:
-        await resp.send(item.data, id=item.id, event=item.event.value)
-
-
 async def _send_snapshot(
-    request: web.Request, resp: EventSourceResponse, channel: FlowChannel
+    request: web.Request, resp: EventSourceResponse, channel: FlowChannel, flow: Flow | None
 ) -> int:
     """Send the current flow as one SYNC_CANVAS; return the cursor it stands for."""
     cursor = channel.seq
-    flow = await request.app[CANVAS].get(org_id(request), channel.flow_id)
-    await resp.send(
-        json.dumps(sync_payload(flow)),
-        id=f"{channel.epoch}.{cursor}",
-        event=StreamEventType.SYNC_CANVAS.value,
-    )
+    if flow is None:
+        flow = await request.app[CANVAS].get(org_id(request), channel.flow_id)
+    data = json.dumps(sync_payload(flow))
+    await resp.write(sse_frame(f"{channel.epoch}.{cursor}", StreamEventType.SYNC_CANVAS, data))
     return cursor
 
 
-async def _start(request: web.Request, resp: EventSourceResponse, channel: FlowChannel) -> int:
+async def _start(
+    request: web.Request, resp: EventSourceResponse, channel: FlowChannel, flow: Flow
+) -> int:
     """Replay what a reconnecting client missed, or send a snapshot."""
     hub = request.app[HUB]
     header = request.headers.get("Last-Event-ID") or request.query.get("lastEventId")
     last = hub.parse_last_event_id(header)
     missed = None if last is None else channel.since(last)
     if last is None or missed is None:
-        return await _send_snapshot(request, resp, channel)
-    await _send(resp, missed)
+        return await _send_snapshot(request, resp, channel, flow)
+    for item in missed:
+        await resp.write(item.frame)
     return missed[-1].seq if missed else last
 
 
+async def _catch_up(
+    request: web.Request, resp: EventSourceResponse, channel: FlowChannel, sink: Sink
+) -> bool:
+    """Write what the sink has not seen; False once the flow is deleted."""
+    events = channel.since(sink.cursor)
+    if events is None:  # fell behind the buffer: catch up with a snapshot
+        sink.cursor = await _send_snapshot(request, resp, channel, None)
+        return True
+    for item in events:
+        await resp.write(item.frame)
+        sink.cursor = item.seq
+        if item.event is StreamEventType.FLOW_DELETED:
+            return False
+    return True
+
+
 async def _follow(
-    request: web.Request, resp: EventSourceResponse, channel: FlowChannel, cursor: int
+    request: web.Request, resp: EventSourceResponse, channel: FlowChannel, sink: Sink
 ) -> None:
-    """Send each new event until the client goes away."""
+    """Stay idle while the channel pushes to us; catch up when woken."""
     closed = asyncio.ensure_future(resp.wait())
     try:
         while not closed.done() and not channel.closed:
-            changed = channel.changed()
-            if channel.seq == cursor:
-                await asyncio.wait({changed, closed}, return_when=asyncio.FIRST_COMPLETED)
-                continue
-            events = channel.since(cursor)
-            if events is None:  # fell behind the buffer: catch up with a snapshot
-                cursor = await _send_snapshot(request, resp, channel)
-                continue
-            await _send(resp, events)
-            cursor = events[-1].seq
-            if events[-1].event is StreamEventType.FLOW_DELETED:
+            if sink.cursor == channel.seq:
+                woken = sink.wait()
+                await asyncio.wait({woken, closed}, return_when=asyncio.FIRST_COMPLETED)
+                sink.idle = False
+            elif not await _catch_up(request, resp, channel, sink):
                 return
     finally:
         closed.cancel()
@@ -87,22 +94,24 @@ async def _follow(
 
 async def subscribe(request: web.Request) -> web.StreamResponse:
     flow_id = request.match_info["flowId"]
-    await request.app[CANVAS].get(org_id(request), flow_id)  # 404 before streaming
+    flow = await request.app[CANVAS].get(org_id(request), flow_id)  # 404 before streaming
     heartbeat = request.app[SETTINGS].sse.heartbeat_seconds
     channel = request.app[HUB].channel(flow_id)
     resp = EventSourceResponse(ping_interval=heartbeat)
-    channel.subscribers += 1
+    # The channel writes whole HTTP chunks to this transport; SSE is never compressed.
+    sink = channel.attach(None, channel.seq)
     try:
         await resp.prepare(request)
         async with resp:
-            cursor = await _start(request, resp, channel)
-            await _follow(request, resp, channel, cursor)
+            sink.cursor = await _start(request, resp, channel, flow)
+            sink.transport = request.transport
+            await _follow(request, resp, channel, sink)
     except (ConnectionResetError, TimeoutError):
         _LOGGER.debug("subscriber gone", extra={"flow_id": flow_id})
     except FlowNotFound:
         _LOGGER.info("flow deleted while streaming", extra={"flow_id": flow_id})
     finally:
-        channel.subscribers -= 1
+        channel.detach(sink)
     return resp
 
 

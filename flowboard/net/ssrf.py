@@ -49,6 +49,14 @@ def _host_key(host: str) -> str:
     return host.lower().rstrip(".")
 
 
+def _idna(host: str) -> str:
+    """A host name as URLs carry it on the wire (`bücher.example` → `xn--bcher-kva.example`)."""
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+
+
 @dataclass(frozen=True)
 class AllowList:
     """Host names and networks exempt from the address checks (`network.allow`)."""
@@ -65,7 +73,7 @@ class AllowList:
             try:
                 networks.append(ipaddress.ip_network(entry.strip(), strict=False))
             except ValueError:
-                hosts.add(_host_key(entry.strip()))
+                hosts.add(_idna(_host_key(entry.strip())))
         return cls(frozenset(hosts), tuple(networks))
 
     def allows_host(self, host: str) -> bool:
@@ -148,7 +156,7 @@ def _parse(url: str | URL) -> URL:
         raise UnsafeUrl(f"not a valid URL: {exc}") from exc
     if parsed.scheme.lower() not in SCHEMES:
         raise UnsafeUrl(f"scheme {parsed.scheme or '(none)'!r} is not allowed (http or https only)")
-    if not parsed.host:
+    if not parsed.raw_host:
         raise UnsafeUrl("the URL has no host")
     return parsed
 
@@ -186,7 +194,7 @@ async def check_url(
     """
     allowed = allow if isinstance(allow, AllowList) else AllowList.parse(allow)
     parsed = _parse(url)
-    host = _host_key(parsed.host or "")
+    host = _host_key(parsed.raw_host or "")  # IDNA-encoded, as aiohttp asks the resolver
     port = parsed.port or (443 if parsed.scheme.lower() == "https" else 80)
     addresses = await _addresses(host, port, resolve or system_resolve)
     if not allowed.allows_host(host):

@@ -1,8 +1,10 @@
 """Per-flow broadcast channels with a bounded replay buffer.
 
-Each event is serialised once; subscribers hold only a cursor (the last sequence
-number they sent) and wait on one shared future per channel, so a broadcast costs
-one wake-up per subscriber and no per-subscriber queue.
+Each event is serialised once, into its final wire bytes. A subscriber that is
+caught up and idle gets those bytes written straight to its transport by the
+publisher, so a broadcast costs one `transport.write` per subscriber and wakes no
+task; only a subscriber that is behind, busy or slow is woken to catch up from the
+buffer (or from a snapshot when the buffer no longer holds what it missed).
 """
 
 from __future__ import annotations
@@ -28,14 +30,69 @@ class StreamEventType(StrEnum):
     FLOW_DELETED = "FLOW_DELETED"
 
 
+# A subscriber whose socket has this much unsent data is woken instead of written to.
+PUSH_BUFFER_LIMIT = 64 * 1024
+
+
+def sse_frame(event_id: str, event: str, data: str) -> bytes:
+    """The text/event-stream frame (CRLF separated, as aiohttp-sse writes them)."""
+    lines = "".join(f"data: {line}\r\n" for line in data.splitlines() or [""])
+    return f"id: {event_id}\r\nevent: {event}\r\n{lines}\r\n".encode()
+
+
 @dataclass(frozen=True)
 class StreamEvent:
-    """One event as sent on the wire: `id:` is `<epoch>.<seq>`, data is JSON text."""
+    """One event: `id:` is `<epoch>.<seq>`; `frame` its SSE bytes, `chunk` those bytes
+    framed for HTTP chunked transfer (written directly to a subscriber's transport)."""
 
     seq: int
     id: str
     event: StreamEventType
     data: str
+    frame: bytes = b""
+    chunk: bytes = b""
+
+    @classmethod
+    def build(cls, seq: int, event_id: str, event: StreamEventType, data: str) -> StreamEvent:
+        frame = sse_frame(event_id, event.value, data)
+        chunk = b"%x\r\n%s\r\n" % (len(frame), frame)
+        return cls(seq, event_id, event, data, frame, chunk)
+
+
+@dataclass(eq=False)
+class Sink:
+    """One subscriber's connection: where it is in the stream and how to wake it."""
+
+    transport: asyncio.Transport | None
+    cursor: int
+    idle: bool = False
+    _wake: asyncio.Future[None] | None = None
+
+    def wait(self) -> asyncio.Future[None]:
+        """Go idle until pushed past or woken."""
+        self.idle = True
+        self._wake = asyncio.get_running_loop().create_future()
+        return self._wake
+
+    def wake(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def push(self, item: StreamEvent) -> bool:
+        """Write the event if this sink is idle, caught up and not backed up."""
+        transport = self.transport
+        if (
+            not self.idle
+            or self.cursor != item.seq - 1
+            or item.event is StreamEventType.FLOW_DELETED
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > PUSH_BUFFER_LIMIT
+        ):
+            return False
+        transport.write(item.chunk)
+        self.cursor = item.seq
+        return True
 
 
 @dataclass
@@ -50,30 +107,41 @@ class FlowChannel:
     closed: bool = False
     last_activity: float = field(default_factory=time.monotonic)
     buffer: deque[StreamEvent] = field(init=False)
-    _changed: asyncio.Future[None] = field(init=False)
+    sinks: set[Sink] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.buffer = deque(maxlen=self.capacity)
-        self._changed = asyncio.get_running_loop().create_future()
 
     def publish(self, event: StreamEventType, payload: Any) -> StreamEvent:
         self.seq += 1
-        item = StreamEvent(self.seq, f"{self.epoch}.{self.seq}", event, json.dumps(payload))
+        item = StreamEvent.build(self.seq, f"{self.epoch}.{self.seq}", event, json.dumps(payload))
         self.buffer.append(item)
         self.last_activity = time.monotonic()
-        changed, self._changed = self._changed, asyncio.get_running_loop().create_future()
-        if not changed.done():
-            changed.set_result(None)
+        # Fan out after the publisher's own work (e.g. its HTTP answer) is done.
+        asyncio.get_running_loop().call_soon(self._fan_out, item)
         return item
+
+    def _fan_out(self, item: StreamEvent) -> None:
+        for sink in list(self.sinks):
+            if not sink.push(item):
+                sink.wake()
+
+    def attach(self, transport: asyncio.Transport | None, cursor: int) -> Sink:
+        sink = Sink(transport, cursor)
+        self.sinks.add(sink)
+        self.subscribers = len(self.sinks)
+        return sink
+
+    def detach(self, sink: Sink) -> None:
+        self.sinks.discard(sink)
+        self.subscribers = len(self.sinks)
+        self.last_activity = time.monotonic()
 
     def close(self) -> None:
         """Wake every subscriber for the last time (the service is stopping)."""
         self.closed = True
-        self._changed.cancel()
-
-    def changed(self) -> asyncio.Future[None]:
-        """A future resolved by the next publish."""
-        return self._changed
+        for sink in self.sinks:
+            sink.wake()
 
     def since(self, seq: int) -> list[StreamEvent] | None:
         """Events after `seq`, or None when some of them have left the buffer."""

@@ -83,9 +83,9 @@ class DeliveryWorker:
             try:
                 sent = await self.run_once()
                 idle = 0.0 if sent else await self._idle_seconds()
-            except PyMongoError as exc:  # a database outage must not kill the worker
+            except Exception as exc:  # a database outage must not kill the worker
                 if not failing:
-                    _LOGGER.warning("webhook delivery pass failed: %s", exc)
+                    _log_failure(exc)
                 failing, idle = True, self.settings.poll_seconds
             else:
                 if failing:
@@ -206,6 +206,13 @@ class DeliveryWorker:
             reason,
             extra={**_ids(delivery), "cancelled": cancelled},
         )
+
+
+def _log_failure(exc: Exception) -> None:
+    if isinstance(exc, PyMongoError):
+        _LOGGER.warning("webhook delivery pass failed: %s", exc)
+    else:
+        _LOGGER.exception("webhook delivery pass crashed")
 
 
 def _ids(delivery: Delivery) -> dict[str, str]:
