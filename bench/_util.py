@@ -178,6 +178,8 @@ def flowboard_server(
     )
     if "auth" in Settings.model_fields:  # the benches measure the service, not the tokens
         child_env["FLOWBOARD_AUTH__ENABLED"] = "false"
+    if "ratelimit" in Settings.model_fields:  # one bench token sends far past a client's limit
+        child_env["FLOWBOARD_RATELIMIT__ENABLED"] = "false"
     child_env.update(env or {})
     port = free_port()
     cmd = [sys.executable, "-m", "flowboard", "--config", str(REPO / "config.toml")]

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from flowboard.api.auth import AccessRules, auth_middleware
 from flowboard.api.errors import error_middleware
+from flowboard.api.ratelimit import RateLimiter, ratelimit_middleware
 from flowboard.api.routes import setup_routes
 from flowboard.auth.service import Authenticator
 from flowboard.canvas.service import CanvasService
@@ -30,6 +31,7 @@ from flowboard.keys import (
     METRICS,
     MIRROR,
     PROVIDERS,
+    RATE_LIMITS,
     SETTINGS,
     STORAGE,
     WEBHOOKS,
@@ -191,8 +193,9 @@ async def _close_streams(app: web.Application) -> None:
 def create_app(settings: Settings) -> web.Application:
     """The whole service as one aiohttp Application."""
     app = web.Application(
-        # auth inside error_middleware: its refusals and failures keep the JSON error shape
-        middlewares=[error_middleware, auth_middleware],
+        # auth inside error_middleware: its refusals and failures keep the JSON error shape;
+        # rate limits inside auth: they are charged to the principal it found
+        middlewares=[error_middleware, auth_middleware, ratelimit_middleware],
         client_max_size=settings.server.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -210,5 +213,7 @@ def create_app(settings: Settings) -> web.Application:
         ]
     )
     app.on_shutdown.append(_close_streams)
-    app[ACCESS] = AccessRules.from_endpoints(setup_routes(app), settings.auth)
+    endpoints = setup_routes(app)
+    app[ACCESS] = AccessRules.from_endpoints(endpoints, settings.auth)
+    app[RATE_LIMITS] = RateLimiter.from_endpoints(settings.ratelimit, endpoints)
     return app

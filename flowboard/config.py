@@ -187,6 +187,12 @@ class WebhooksSettings(_Section):
     _split = field_validator("retry_schedule_seconds", mode="before")(_split_list)
 
 
+class RateLimitSettings(_Section):
+    enabled: bool = True
+    run_per_minute: float = Field(default=60.0, gt=0)
+    burst: int = Field(default=20, ge=1)
+
+
 class Settings(_Section):
     """Every setting of the service; see config.toml for the meaning of each."""
 
@@ -202,6 +208,7 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     network: NetworkSettings = NetworkSettings()
     webhooks: WebhooksSettings = WebhooksSettings()
+    ratelimit: RateLimitSettings = RateLimitSettings()
 
     @property
     def data_path(self) -> Path:

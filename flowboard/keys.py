@@ -8,6 +8,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from flowboard.api.auth import AccessRules
+    from flowboard.api.ratelimit import RateLimiter
     from flowboard.auth.service import Authenticator
     from flowboard.canvas.service import CanvasService
     from flowboard.config import Settings
@@ -36,3 +37,4 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
 ACCESS: web.AppKey[AccessRules] = web.AppKey("access")
 WEBHOOKS: web.AppKey[WebhookService] = web.AppKey("webhooks")
+RATE_LIMITS: web.AppKey[RateLimiter] = web.AppKey("rate_limits")

@@ -11,7 +11,7 @@ from aiohttp import hdrs, web
 from flowboard.api.endpoint import Endpoint, Handler
 from flowboard.api.errors import error_response
 from flowboard.api.metrics import metrics as metrics_handler
-from flowboard.api.principal import ORG_KEY
+from flowboard.api.principal import ORG_KEY, PRINCIPAL_KEY
 from flowboard.auth.identity import IdentityUnavailable, Principal, Unauthenticated
 from flowboard.canvas.model import DEFAULT_ORG
 from flowboard.config import AuthSettings
@@ -78,4 +78,5 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         _LOGGER.warning("identity provider unavailable: %s", exc.__cause__ or exc)
         return error_response(503, "identity_unavailable", str(exc))
     request[ORG_KEY] = principal.org_id
+    request[PRINCIPAL_KEY] = principal
     return await handler(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -13,6 +14,8 @@ from flowboard.api.errors import ApiError
 M = TypeVar("M", bound=BaseModel)
 
 MAX_JSON_DEPTH = 32
+# A revision in a header or query: ASCII digits only, and small enough for a 64-bit integer.
+_REVISION = re.compile(r"[0-9]{1,18}")
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -73,7 +76,7 @@ def base_revision(request: web.Request, body_value: int | None) -> int | None:
     raw = raw or request.query.get("baseRevision")
     if raw is None:
         return body_value
-    if not raw.isdigit():
+    if not _REVISION.fullmatch(raw):
         raise ApiError(400, "invalid_revision", "If-Match must be a flow revision number")
     return int(raw)
 

@@ -38,6 +38,7 @@ class Endpoint:
     content_type: str = "application/json"
     public: bool = False
     accepts_ticket: bool = False  # a stream ticket (?ticket=) may stand in for the header
+    rate_limited: bool = False  # charged to the caller's bucket (api/ratelimit.py)
 
     def route(self) -> web.RouteDef:
         return web.route(self.method, self.path, self.handler)

@@ -100,6 +100,7 @@ def endpoints() -> list[Endpoint]:
             Execution,
             202,
             params=(IDEMPOTENCY_KEY,),
+            rate_limited=True,
         ),
         Endpoint(
             "POST",
@@ -111,6 +112,7 @@ def endpoints() -> list[Endpoint]:
             Execution,
             202,
             params=(FLOW_ID, IDEMPOTENCY_KEY),
+            rate_limited=True,
         ),
         Endpoint(
             "GET",
@@ -152,5 +154,6 @@ def endpoints() -> list[Endpoint]:
             Execution,
             202,
             params=(EXECUTION_ID,),
+            rate_limited=True,
         ),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -16,6 +17,8 @@ from flowboard.nodes.registry import NODE_TYPES
 
 Mode = Literal["validation", "serialization"]
 REF = "#/components/schemas/{model}"
+# aiohttp's "{key:.+}" (a parameter with its own regex) is "{key}" in an OpenAPI path.
+_ROUTE_PARAM = re.compile(r"\{(\w+):[^}]+\}")
 
 
 def _schemas(endpoints: Sequence[Endpoint]) -> tuple[dict[Any, Any], dict[str, Any]]:
@@ -35,8 +38,12 @@ def _ref(refs: dict[Any, Any], model: type[BaseModel], mode: Mode) -> dict[str, 
     return dict(refs[(model, mode)])
 
 
+def _error_body(refs: dict[Any, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": _ref(refs, ErrorResponse, "serialization")}}}
+
+
 def _errors(refs: dict[Any, Any]) -> dict[str, Any]:
-    body = {"content": {"application/json": {"schema": _ref(refs, ErrorResponse, "serialization")}}}
+    body = _error_body(refs)
     return {
         str(code): {"description": text, **body}
         for code, text in (
@@ -76,6 +83,12 @@ def _operation(ep: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
     }
     if ep.public:
         op["security"] = []  # no credential needed
+    if ep.rate_limited:
+        op["responses"]["429"] = {
+            "description": "Too many run requests of this caller (see Retry-After)",
+            **_error_body(refs),
+            "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+        }
     if ep.request is not None:
         op["requestBody"] = {
             "required": True,
@@ -88,7 +101,8 @@ def build_openapi(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     refs, components = _schemas(endpoints)
     paths: dict[str, dict[str, Any]] = {}
     for ep in endpoints:
-        paths.setdefault(ep.path, {})[ep.method.lower()] = _operation(ep, refs)
+        path = _ROUTE_PARAM.sub(r"{\1}", ep.path)
+        paths.setdefault(path, {})[ep.method.lower()] = _operation(ep, refs)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Flowboard", "version": __version__},

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from flowboard.auth.identity import Principal
 from flowboard.canvas.model import DEFAULT_ORG
 from flowboard.keys import SETTINGS
 
 ORG_KEY: web.RequestKey[str] = web.RequestKey("org_id", str)
+# The whole credential, for what is kept per caller (rate limits); absent while auth is off.
+PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 
 
 class NoPrincipal(RuntimeError):

@@ -168,6 +168,8 @@ async def _addresses(host: str, port: int, resolve: Resolve) -> list[str]:
         found = await resolve(host, port)
     except OSError as exc:  # socket.gaierror included
         raise FetchFailed(f"cannot resolve host {host!r}: {exc.strerror or exc}") from exc
+    except UnicodeError as exc:  # getaddrinfo's IDNA step: an empty or over-long label
+        raise UnsafeUrl(f"not a valid host name {host!r}: {exc}") from exc
     if not found:
         raise FetchFailed(f"host {host!r} has no address")
     return found
