@@ -15,6 +15,7 @@ from flowboard.app import create_app
 from flowboard.media.poster import probe_video
 from tests.fakes.comfyui import FakeComfyUI
 from tests.servers.app import AppClient, MakeSettings, SseReader
+from tests.servers.waiting import wait_execution
 
 API = "/api/creative-flowboard"
 WORKFLOWS = Path(__file__).parent / "fakes" / "workflows"
@@ -115,3 +116,20 @@ async def test_comfyui_restart_mid_run_fails_the_task_as_lost(
     assert fake.restarts == 1
     assert tasks[-1]["status"] == "FAILED", tasks[-1]
     assert tasks[-1]["error"]["code"] == "lost_by_provider"
+
+
+async def test_thirty_percent_of_calls_failing_still_completes_every_job(
+    client: AppClient, fake: FakeComfyUI
+) -> None:
+    fake.fail_randomly(0.3, (429, 500), seed=11)
+    started = []
+    for _ in range(3):
+        flow = await video_flow(client)
+        resp = await client.post(f"{API}/run-node", json={"flowId": flow["id"], "nodeId": "vid"})
+        assert resp.status == 202
+        started.append((await resp.json())["id"])
+    for execution_id in started:
+        done = await wait_execution(client, execution_id, timeout=90)
+        assert done["tasks"]["vid"]["status"] == "COMPLETED", done["tasks"]["vid"]
+    assert len({p.prompt_id for p in fake.prompts}) == len(fake.prompts) == 3
+    assert len(fake.failed_requests) > 0

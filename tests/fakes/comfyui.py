@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import random
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,6 +57,7 @@ class FakeComfyUI:
     - fail_next_requests(count, status=503, path=None): answer the next `count` HTTP
       requests (those under `path`, e.g. "/prompt"; /ws only when named) with `status`
       (500/503/429; 429 carries Retry-After: 1) without handling them.
+    - fail_randomly(ratio, statuses=(429, 500), seed=0): fail that share of HTTP requests.
     - drop_websockets_after(messages, client_id=None, abrupt=False): close the open
       socket(s) after `messages` more messages; the prompt keeps running. abrupt=True cuts
       the transport without a close frame.
@@ -167,6 +169,13 @@ class FakeComfyUI:
     def fail_next_requests(self, count: int, status: int = 503, path: str | None = None) -> None:
         """Fail the next `count` HTTP requests (under `path` if given) with `status`."""
         self._faults.rule = FailRule(count, status, path)
+
+    def fail_randomly(
+        self, ratio: float, statuses: tuple[int, ...] = (429, 500), seed: int = 0
+    ) -> None:
+        """Fail a `ratio` share of HTTP requests (not /ws) with one of `statuses`."""
+        self._faults.ratio, self._faults.statuses = ratio, statuses
+        self._faults.rng = random.Random(seed)
 
     def drop_websockets_after(
         self, messages: int, client_id: str | None = None, *, abrupt: bool = False

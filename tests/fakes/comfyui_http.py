@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,10 +42,24 @@ class FailRule:
 
 @dataclass
 class HttpFaults:
-    """The armed failure rule and the requests it failed."""
+    """The armed failure rule, a random failure share, and the requests they failed."""
 
     rule: FailRule | None = None
     failed: list[FailedRequest] = field(default_factory=list)
+    ratio: float = 0.0
+    statuses: tuple[int, ...] = (503,)
+    rng: random.Random = field(default_factory=random.Random)
+
+    def pick(self, path: str) -> int | None:
+        """The status to fail this request with, or None to handle it."""
+        rule = self.rule
+        matches = rule is not None and (path.startswith(rule.path) if rule.path else path != "/ws")
+        if rule is not None and rule.remaining > 0 and matches:
+            rule.remaining -= 1
+            return rule.status
+        if self.ratio and path != "/ws" and self.rng.random() < self.ratio:
+            return self.rng.choice(self.statuses)
+        return None
 
 
 FAULTS_KEY = web.AppKey("fake_comfyui_faults", HttpFaults)
@@ -62,15 +77,13 @@ def route_path(request: web.Request) -> str:
 async def _inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer a request with the armed failure status instead of handling it."""
     faults = request.app[FAULTS_KEY]
-    rule, path = faults.rule, route_path(request)
-    if rule is None or rule.remaining <= 0:
+    path = route_path(request)
+    status = faults.pick(path)
+    if status is None:
         return await handler(request)
-    if not (path.startswith(rule.path) if rule.path else path != "/ws"):
-        return await handler(request)
-    rule.remaining -= 1
-    faults.failed.append(FailedRequest(request.method, path, rule.status))
-    headers = {"Retry-After": "1"} if rule.status == 429 else None
-    return web.Response(status=rule.status, text=f"{rule.status}: fake failure", headers=headers)
+    faults.failed.append(FailedRequest(request.method, path, status))
+    headers = {"Retry-After": "1"} if status == 429 else None
+    return web.Response(status=status, text=f"{status}: fake failure", headers=headers)
 
 
 def with_faults(faults: HttpFaults, *, client_max_size: int) -> web.Application:
