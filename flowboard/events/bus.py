@@ -119,7 +119,8 @@ class EventBus:
 
     async def _attempt(self, handler: Handler, event: Event) -> HandlerFailed | None:
         """Run one handler with retries; a HandlerFailed when it gives up."""
-        name = getattr(handler, "__qualname__", repr(handler))
+        # Not repr(handler): a bound method's repr renders its whole owner, every event.
+        name = getattr(handler, "__qualname__", None) or type(handler).__name__
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential(multiplier=self.backoff_seconds, max=30),
