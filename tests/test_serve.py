@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.servers._process import free_port
@@ -94,6 +95,27 @@ def test_embedded_default_keeps_flows_across_restart(tmp_path: Path) -> None:
     finally:
         assert _stop(proc) == 0
     assert (tmp_path / "data" / "db").is_dir()
+
+
+def test_kill_9_does_not_orphan_the_embedded_database(tmp_path: Path) -> None:
+    port = free_port()
+    token = _create_token(tmp_path)
+    proc = _start(tmp_path, port)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert any("secantusd" in " ".join(c.cmdline()) for c in children)
+    flow = _call(f"http://127.0.0.1:{port}/api/creative-flowboard/flows", {"name": "k"}, token)
+    proc.kill()
+    proc.wait(10)
+    _gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive  # the database child followed its parent
+    proc = _start(tmp_path, port)
+    try:
+        again = _call(
+            f"http://127.0.0.1:{port}/api/creative-flowboard/flows/{flow['id']}", token=token
+        )
+        assert again["name"] == "k"
+    finally:
+        assert _stop(proc) == 0
 
 
 @pytest.mark.parametrize(

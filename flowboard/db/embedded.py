@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import shutil
+import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -16,10 +18,22 @@ from pathlib import Path
 
 _LOGGER = logging.getLogger(__name__)
 SERVER_PROGRAM = "secantusd-py"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class EmbeddedDatabaseError(Exception):
     """The embedded database could not be started."""
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when flowboard dies, even by kill -9.
+
+    Without it an orphaned server keeps the data directory locked and the next
+    `flowboard serve` cannot start.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -90,6 +104,7 @@ class EmbeddedMongo:
                 stdout=log_file,
                 stderr=log_file,
                 stdin=asyncio.subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )
         finally:
             log_file.close()
