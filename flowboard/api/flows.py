@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from aiohttp import web
 
@@ -13,7 +14,8 @@ from flowboard.api.principal import org_id
 from flowboard.canvas import edits
 from flowboard.canvas.model import Edge, Flow, Node
 from flowboard.ids import new_id
-from flowboard.keys import CANVAS
+from flowboard.keys import CANVAS, SETTINGS
+from flowboard.net.ssrf import FetchFailed, UnsafeUrl, check_url
 
 PREFIX = "/api/creative-flowboard"
 FLOW_ID = Param("flowId", "path", required=True)
@@ -22,8 +24,27 @@ EDGE_ID = Param("edgeId", "path", required=True)
 IF_MATCH = Param("If-Match", "header", "revision the write is based on")
 
 
+async def _check_urls(request: web.Request, datas: list[dict[str, Any]]) -> None:
+    """Refuse node URLs that point inside the network (checked after DNS resolution)."""
+    allow = request.app[SETTINGS].network.allow
+    for data in datas:
+        url = data.get("url")
+        if not url:
+            continue
+        try:
+            await check_url(str(url), allow)
+        except FetchFailed as exc:
+            raise UnsafeUrl(f"url refused: {exc}") from exc
+
+
+def _user_data(nodes: list[Node]) -> list[dict[str, Any]]:
+    """The data of nodes whose URLs come from users (output nodes carry our own URLs)."""
+    return [n.data for n in nodes if n.type == "asset"]
+
+
 async def create_flow(request: web.Request) -> web.Response:
     body = await read_model(request, schemas.FlowCreate)
+    await _check_urls(request, _user_data(body.nodes))
     flow = await request.app[CANVAS].create(
         org_id(request), body.name, body.nodes, body.edges, body.metadata
     )
@@ -65,6 +86,7 @@ async def add_node(request: web.Request) -> web.Response:
     node = Node(
         id=body.id or new_id("node"), type=body.type, position=body.position, data=body.data
     )
+    await _check_urls(request, _user_data([node]))
     flow = await request.app[CANVAS].apply(
         org_id(request),
         request.match_info["flowId"],
@@ -76,6 +98,7 @@ async def add_node(request: web.Request) -> web.Response:
 
 async def update_node(request: web.Request) -> web.Response:
     body = await read_model(request, schemas.NodeUpdate)
+    await _check_urls(request, [body.data or {}])
     flow = await request.app[CANVAS].apply(
         org_id(request),
         request.match_info["flowId"],
