@@ -228,6 +228,7 @@ async def test_hung_emulator_hits_write_timeout_then_recovers(
         mirror.submit("exec-1", {"step": 0})
         assert await mirror.flush(10.0)
         firestore_emulator.pause()
+        await asyncio.sleep(0.3)  # SIGSTOP reaches a busy JVM's threads asynchronously
         mirror.submit("exec-1", {"step": 1})
 
         assert not await mirror.flush(1.0)
