@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
+from flowboard.events.types import AssetUpdated
 from flowboard.execution.model import TaskStatus
 from flowboard.schema import ApiModel
 
@@ -70,3 +71,20 @@ class GeneratedAsset(ApiModel):
     error: AssetError | None = None
     created_at: datetime
     updated_at: datetime
+
+
+def asset_event(asset: GeneratedAsset) -> AssetUpdated:
+    """The `asset.updated` event announcing an asset's current state."""
+    return AssetUpdated(
+        asset_id=asset.id,
+        org_id=asset.org_id,
+        flow_id=asset.flow_id or "",
+        execution_id=asset.execution_id or "",
+        node_id=asset.node_id or "",
+        status=asset.status.value,
+        progress=asset.progress,
+        estimated=asset.progress_estimated,
+        url=asset.url,
+        error_code=asset.error.code if asset.error else None,
+        error_message=asset.error.message if asset.error else None,
+    )

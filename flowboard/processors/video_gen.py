@@ -23,7 +23,14 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from flowboard.assets.model import AssetError, AssetStatus, AssetType, GeneratedAsset, Workflow
+from flowboard.assets.model import (
+    AssetError,
+    AssetStatus,
+    AssetType,
+    GeneratedAsset,
+    Workflow,
+    asset_event,
+)
 from flowboard.assets.output import StoredVideo, store_video
 from flowboard.canvas.model import Edge, Flow, Node, Position
 from flowboard.canvas.service import CanvasService, FlowNotFound
@@ -267,21 +274,7 @@ class VideoGenNodeProcessor:
             self.publish(ended)
 
     def publish(self, asset: GeneratedAsset) -> None:
-        self.bus.publish(
-            AssetUpdated(
-                asset_id=asset.id,
-                org_id=asset.org_id,
-                flow_id=asset.flow_id or "",
-                execution_id=asset.execution_id or "",
-                node_id=asset.node_id or "",
-                status=asset.status.value,
-                progress=asset.progress,
-                estimated=asset.progress_estimated,
-                url=asset.url,
-                error_code=asset.error.code if asset.error else None,
-                error_message=asset.error.message if asset.error else None,
-            )
-        )
+        self.bus.publish(asset_event(asset))
 
     # -- finalisation, driven by asset.updated --------------------------------------
 

@@ -19,10 +19,9 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from flowboard.assets.model import AssetError, AssetStatus, GeneratedAsset
+from flowboard.assets.model import AssetError, AssetStatus, GeneratedAsset, asset_event
 from flowboard.config import InboundWebhookSettings
 from flowboard.events.bus import EventBus
-from flowboard.events.types import AssetUpdated
 from flowboard.ids import Id
 from flowboard.providers.base import ErrorCode
 from flowboard.schema import ApiModel
@@ -68,23 +67,6 @@ class InboundAck(ApiModel):
 
     status: InboundOutcome
     detail: str = ""
-
-
-def asset_event(asset: GeneratedAsset) -> AssetUpdated:
-    """The `asset.updated` event announcing an asset's current state."""
-    return AssetUpdated(
-        asset_id=asset.id,
-        org_id=asset.org_id,
-        flow_id=asset.flow_id or "",
-        execution_id=asset.execution_id or "",
-        node_id=asset.node_id or "",
-        status=asset.status.value,
-        progress=asset.progress,
-        estimated=asset.progress_estimated,
-        url=asset.url,
-        error_code=asset.error.code if asset.error else None,
-        error_message=asset.error.message if asset.error else None,
-    )
 
 
 def _changes(provider: str, report: AssetReport, asset: GeneratedAsset) -> dict[str, Any] | None:
