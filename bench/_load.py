@@ -22,6 +22,8 @@ import aiohttp
 import psutil
 from _util import REPO, MiB, Server, cpu_seconds, sample
 
+from flowboard.config import Settings
+
 API = "/api/creative-flowboard"
 Headers = dict[str, str]
 
@@ -60,7 +62,41 @@ def machine_line() -> str:
     )
 
 
+def parse_env(pairs: Sequence[str]) -> dict[str, str]:
+    """--server-env KEY=VALUE items (FLOWBOARD_* only) as a dict; ValueError names a bad one."""
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.startswith("FLOWBOARD_"):
+            raise ValueError(f"--server-env wants FLOWBOARD_<SECTION>__<KEY>=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
+def git_revision() -> str:
+    """The checked-out commit, and whether flowboard/ differs from it."""
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=10,
+    )  # fmt: skip
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "flowboard"],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=10,
+    )  # fmt: skip
+    return done.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
 # --------------------------------------------------------------------------- auth
+
+
+def bench_env() -> dict[str, str]:
+    """Overrides both request-path benches set: the per-caller run rate limit off, where the
+    service has one (it answers 429 past `burst` run requests of one token; the benches
+    measure the service behind it, and with auth off there is no caller to charge anyway)."""
+    env: dict[str, str] = {}
+    if "ratelimit" in Settings.model_fields:
+        env["FLOWBOARD_RATELIMIT__ENABLED"] = "false"
+    return env
 
 
 def database_uri(server: Server) -> str | None:
@@ -255,6 +291,13 @@ def family(server: Server) -> list[int]:
     with contextlib.suppress(psutil.Error):
         pids += [c.pid for c in psutil.Process(server.pid).children(recursive=True)]
     return pids
+
+
+def server_db_bench(server: Server) -> tuple[Window, bool]:
+    """A Window over [flowboard, its database child (or flowboard again), this process];
+    the flag says whether there is a database child (none with an external database.uri)."""
+    pids = family(server)
+    return Window([server.pid, *(pids[1:2] or [server.pid]), os.getpid()]), len(pids) > 1
 
 
 # --------------------------------------------------------------------------- output

@@ -15,8 +15,12 @@ Every run-node starts a real background job, which competes with the request pat
 machine's cores. So the variants differ only in what those jobs cost:
   local       local provider at the configured fps (24): real H.264 renders, 2 at a time
   local-fps1  local provider at FLOWBOARD_PROVIDERS__LOCAL__FPS=1 (its minimum): tiny renders
-  veo-idle    provider veo pointed at a FakeVeo (in this process) whose operations never
-              finish: the job only starts the operation and polls it every 5-30 s
+  veo-polling provider veo pointed at a FakeVeo (in this process) whose operations never
+              finish: each job starts its operation and polls it every 5-30 s, and every
+              poll stores and publishes the estimated progress (database writes)
+  veo-parked  the same, but the fake never answers the start (it holds the request for an
+              hour; the SDK's request timeout is 120 s): the jobs sit idle, so only the
+              request path itself is measured
 
 Target: p99 < 100 ms with no errors. The exit status is 0 whether the target passes or not
 (2 only when the bench could not run).
@@ -26,9 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -37,27 +39,30 @@ from typing import Any
 import aiohttp
 from _load import (
     Call,
-    Window,
     auth_headers,
+    bench_env,
     create_flows,
-    family,
+    git_revision,
     install_signal_handlers,
     machine_line,
+    parse_env,
     run_node,
+    server_db_bench,
     table,
     verdict,
 )
 from _util import REPO, Server, flowboard_server, percentile, raise_nofile
 
 sys.path.insert(0, str(REPO))  # tests.fakes
-from tests.fakes.veo import FakeVeo, Outcome, Script
+from tests.fakes.veo import FakeVeo, Outcome, Route, Script
 
 TARGET_P99_MS = 100.0
-VARIANTS = ("local", "local-fps1", "veo-idle")
+VARIANTS = ("local", "local-fps1", "veo-polling", "veo-parked")
 LABELS = {
     "local": "local provider, fps 24 (renders compete)",
     "local-fps1": "local provider, fps 1 (minimum)",
-    "veo-idle": "veo → FakeVeo, never finishes (renders idle)",
+    "veo-polling": "veo → FakeVeo, never done (jobs poll)",
+    "veo-parked": "veo → FakeVeo, start held (jobs idle)",
 }
 
 
@@ -71,6 +76,7 @@ class Result:
     client_cpu: float
     rss_max_mb: float
     flows_seconds: float
+    planned: int
 
     @property
     def latencies_ms(self) -> list[float]:
@@ -83,14 +89,15 @@ class Result:
     @property
     def passed(self) -> bool:
         p99 = percentile(self.latencies_ms, 99)
-        return self.errors == 0 and bool(self.latencies_ms) and p99 < TARGET_P99_MS
+        complete = len(self.calls) == self.planned
+        return complete and self.errors == 0 and bool(self.latencies_ms) and p99 < TARGET_P99_MS
 
     def row(self) -> list[str]:
         lat = self.latencies_ms
         p50, p95, p99 = (percentile(lat, p) for p in (50, 95, 99))
         return [
             LABELS[self.variant],
-            str(len(self.calls)),
+            f"{len(self.calls)}/{self.planned}",
             str(self.errors),
             f"{p50:.1f}",
             f"{p95:.1f}",
@@ -106,13 +113,13 @@ class Result:
 
 
 HEADER = [
-    "variant", "requests", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms", "req/s",
+    "variant", "requests sent/planned", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms", "req/s",
     "server CPU %", "server RSS MB", "DB CPU %", "client CPU %", "p99 < 100 ms",
 ]  # fmt: skip
 
 
 def node_data(variant: str, args: argparse.Namespace) -> dict[str, Any]:
-    if variant == "veo-idle":  # Veo's own limits: 4/6/8 s, 720p/1080p; nothing is rendered
+    if variant.startswith("veo"):  # Veo's own limits: 4/6/8 s, 720p/1080p; nothing is rendered
         return {"prompt": "bench", "durationSeconds": 4, "resolution": "720p", "provider": "veo"}
     return {
         "prompt": "bench",
@@ -122,17 +129,20 @@ def node_data(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def server_env(variant: str, fake: FakeVeo | None, deadline: float) -> dict[str, str]:
+def server_env(
+    variant: str, fake: FakeVeo | None, deadline: float, extra: dict[str, str]
+) -> dict[str, str]:
+    env = bench_env()
     if variant == "local-fps1":
-        return {"FLOWBOARD_PROVIDERS__LOCAL__FPS": "1"}
-    if variant == "veo-idle" and fake is not None:
-        return {
+        env["FLOWBOARD_PROVIDERS__LOCAL__FPS"] = "1"
+    if variant.startswith("veo") and fake is not None:
+        env |= {
             "FLOWBOARD_PROVIDERS__VEO__MODE": "gemini",
             "FLOWBOARD_PROVIDERS__VEO__API_KEY": fake.api_key,
             "FLOWBOARD_PROVIDERS__VEO__BASE_URL": fake.base_url,
             "FLOWBOARD_PROVIDERS__VEO__DEADLINE_SECONDS": str(deadline),
         }
-    return {}
+    return env | extra  # last: a tried configuration wins
 
 
 async def client(
@@ -142,14 +152,18 @@ async def client(
     flow_id: str,
     requests: int,
     out: list[Call],
+    stop_sending_at: float,
 ) -> None:
     for _ in range(requests):
-        out.append(await run_node(session, server, headers, flow_id))
+        if time.monotonic() >= stop_sending_at:  # the variant's budget is spent
+            return
+        out.append(await run_node(session, server, headers, flow_id, timeout=60.0))
 
 
 async def measure(
     server: Server, variant: str, args: argparse.Namespace, fake: FakeVeo | None
 ) -> Result:
+    n_clients = args.clients
     if fake is not None:
         await fake.start()
     connector = aiohttp.TCPConnector(limit=0)
@@ -166,17 +180,15 @@ async def measure(
                 if warm.status != 202:
                     raise RuntimeError(f"warm-up run-node answered {warm.status}: {warm.error}")
             await asyncio.sleep(1.0)  # let the warm-up jobs' first steps pass
-            pids = family(server)
-            window = Window([server.pid, *(pids[1:2] or [server.pid]), os.getpid()])
+            window, has_db = server_db_bench(server)
             stop = asyncio.Event()
             calls: list[Call] = []
             window.begin()
-            sampler = asyncio.create_task(window.run(stop, args.timeout))
+            sampler = asyncio.create_task(window.run(stop, args.budget_seconds + 120))
+            stop_at = time.monotonic() + args.budget_seconds
+            n = args.requests_per_client
             await asyncio.gather(
-                *(
-                    client(session, server, headers, flow, args.requests_per_client, calls)
-                    for flow in flows[: args.clients]
-                )
+                *(client(session, server, headers, f, n, calls, stop_at) for f in flows[:n_clients])
             )
             window.end()
             stop.set()
@@ -189,19 +201,22 @@ async def measure(
         calls,
         window.seconds,
         window.cpu_percent(0),
-        window.cpu_percent(1) if len(pids) > 1 else float("nan"),
+        window.cpu_percent(1) if has_db else float("nan"),
         window.cpu_percent(2),
         window.rss_max_mb,
         flows_seconds,
+        args.clients * args.requests_per_client,
     )
 
 
 def run_variant(variant: str, args: argparse.Namespace) -> Result:
     fake: FakeVeo | None = None
-    if variant == "veo-idle":
+    if variant.startswith("veo"):
         fake = FakeVeo()
         fake.default_script = Script(Outcome.NEVER)
-    env = server_env(variant, fake, deadline=args.timeout + 3600)
+        if variant == "veo-parked":
+            fake.delay, fake.delay_route = 3600.0, Route.START
+    env = server_env(variant, fake, args.budget_seconds + 3600, args.extra_env)
     shown = " ".join(f"{k}={v}" for k, v in env.items() if "API_KEY" not in k) or "(defaults)"
     print(f"\n[{variant}] {LABELS[variant]}; server env: {shown}")
     with flowboard_server(env) as server:
@@ -212,24 +227,18 @@ def run_variant(variant: str, args: argparse.Namespace) -> Result:
         f"  flows created in {result.flows_seconds:.1f} s; {len(result.calls)} requests in "
         f"{result.seconds:.2f} s; p99 {percentile(lat, 99):.1f} ms; errors {result.errors}"
     )
+    if len(result.calls) < result.planned:
+        print(
+            f"  BUDGET SPENT: clients stopped sending after --budget-seconds "
+            f"{args.budget_seconds:g}; {result.planned - len(result.calls)} requests not sent"
+        )
+    print("  " + table(HEADER, [result.row()]).replace("\n", "\n  "))
     errors = [c.error for c in result.calls if c.status != 202][:3]
     for error in errors:
         print(f"  error: {error}")
     if errors and tail:
         print(f"  server log tail:\n{tail}")
     return result
-
-
-def git_revision() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=REPO, capture_output=True, text=True, check=False, timeout=10,
-    )  # fmt: skip
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "flowboard"],
-        cwd=REPO, capture_output=True, text=True, check=False, timeout=10,
-    )  # fmt: skip
-    return done.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
 
 
 def parse_args() -> argparse.Namespace:
@@ -241,8 +250,19 @@ def parse_args() -> argparse.Namespace:
         "--variants", default=",".join(VARIANTS), help=f"comma-separated of {', '.join(VARIANTS)}"
     )
     parser.add_argument("--warmup", type=int, default=5, help="sequential run-node calls first")
-    parser.add_argument("--timeout", type=float, default=600.0, help="bound of the whole run (s)")
+    parser.add_argument(
+        "--budget-seconds", type=float, default=300.0,
+        help="per variant: clients send no new request after this (a bound on the run)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--server-env", action="append", default=[], metavar="FLOWBOARD_X__Y=V",
+        help="extra setting for the server (repeatable), e.g. to try a configuration",
+    )  # fmt: skip
     args = parser.parse_args()
+    try:
+        args.extra_env = parse_env(args.server_env)
+    except ValueError as exc:
+        parser.error(str(exc))
     args.variant_list = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = set(args.variant_list) - set(VARIANTS)
     if unknown or not args.variant_list:
@@ -254,7 +274,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    install_signal_handlers(args.timeout)
+    # Per variant: start + flows + warm-up, the budget, the last answers (60 s), shutdown.
+    install_signal_handlers(len(args.variant_list) * (args.budget_seconds + 300) + 60)
     raise_nofile()
     date = time.strftime("%a %d %b %Y %H:%M:%S %Z")
     print(f"run-node latency bench — {date}")
@@ -269,7 +290,9 @@ def main() -> None:
         for variant in args.variant_list:
             results.append(run_variant(variant, args))
     except KeyboardInterrupt:
-        print("\ninterrupted (or --timeout reached); servers stopped, temp dirs removed")
+        print("\ninterrupted (or the overall bound reached); servers stopped, temp dirs removed")
+        if results:
+            print(table(HEADER, [r.row() for r in results]))
         sys.exit(2)
     except RuntimeError as exc:
         print(f"\nbench could not run: {exc}")
@@ -278,11 +301,11 @@ def main() -> None:
         signal.alarm(0)
     print()
     print(table(HEADER, [r.row() for r in results]))
+    fake_note = ", which hosts the FakeVeo too" if "veo" in args.variants else ""
     print(
         "\nCPU % is percent of one core over the load window (server = the flowboard process, "
-        "DB = its embedded secantusd-py child, client = this bench process"
-        + (", which also hosts the FakeVeo" if "veo-idle" in args.variant_list else "")
-        + f"). Target: p99 < {TARGET_P99_MS:.0f} ms, no errors."
+        f"DB = its embedded secantusd-py child, client = this bench process{fake_note}). "
+        f"Target: p99 < {TARGET_P99_MS:.0f} ms, no errors."
     )
 
 
