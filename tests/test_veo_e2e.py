@@ -46,7 +46,12 @@ async def veo_client(
     settings = make_settings(
         providers={"default": "veo", "veo": veo_settings(fake, mode, **extra)},
         server={"shutdown_grace_seconds": 0.1},
-        execution={"provider_backoff_seconds": 0.05, "provider_backoff_max_seconds": 0.2},
+        execution={
+            # A policy for a 30 %-fault world: 8 tries leave a 0.3**8 chance of giving up.
+            "provider_attempts": 8,
+            "provider_backoff_seconds": 0.05,
+            "provider_backoff_max_seconds": 0.2,
+        },
     )
     client: AppClient = await aiohttp_client(create_app(settings))
     return client

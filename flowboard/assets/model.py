@@ -68,6 +68,7 @@ class GeneratedAsset(ApiModel):
     storage: StorageInfo | None = None
     poster: StorageInfo | None = None
     poster_url: str | None = None
+    storage_prefix: str | None = None
     error: AssetError | None = None
     created_at: datetime
     updated_at: datetime

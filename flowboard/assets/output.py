@@ -42,13 +42,17 @@ async def _poster(video: Path, poster: Path, asset_id: str) -> bool:
     return True
 
 
+def new_prefix(asset_id: str) -> str:
+    """An unguessable storage prefix for an asset's video and poster."""
+    return f"videos/{asset_id}/{secrets.token_urlsafe(16)}"
+
+
 async def store_video(
-    storage: Storage, output: VideoOutput, asset_id: str, work_dir: Path
+    storage: Storage, output: VideoOutput, asset_id: str, work_dir: Path, prefix: str
 ) -> StoredVideo:
     """Spool, extract a poster, upload both under unguessable keys, clean up."""
     await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
     spool, poster = work_dir / f"{asset_id}.video", work_dir / f"{asset_id}.poster.jpg"
-    prefix = f"videos/{asset_id}/{secrets.token_urlsafe(16)}"
     try:
         await _spool(output, spool)
         if (await asyncio.to_thread(spool.stat)).st_size == 0:

@@ -31,7 +31,7 @@ from flowboard.assets.model import (
     Workflow,
     asset_event,
 )
-from flowboard.assets.output import StoredVideo, store_video
+from flowboard.assets.output import StoredVideo, new_prefix, store_video
 from flowboard.canvas.model import Edge, Flow, Node, Position
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
@@ -189,12 +189,16 @@ class VideoGenNodeProcessor:
                 # Persist the operation before anything else, so a restart can follow it.
                 await self.assets.update(asset.id, {"operationId": operation})
             self._operations[asset.id] = (provider, operation)
+            # A fixed prefix makes a re-driven job overwrite, never duplicate, its files.
+            prefix = asset.storage_prefix or new_prefix(asset.id)
+            if asset.storage_prefix is None:
+                await self.assets.update(asset.id, {"storagePrefix": prefix})
             try:
                 reporter = _Reporter(self, asset, self.settings.progress_min_interval_seconds)
 
                 async def follow_and_store() -> StoredVideo:
                     output = await provider.follow(operation, request, reporter)
-                    return await store_video(self.storage, output, asset.id, self.work_dir)
+                    return await store_video(self.storage, output, asset.id, self.work_dir, prefix)
 
                 stored = await self._with_retries(job, asset, follow_and_store)
             finally:
