@@ -47,6 +47,12 @@ def install_signal_handlers(overall_timeout: float) -> None:
 # --------------------------------------------------------------------------- machine
 
 
+def load_line() -> str:
+    """The machine's load average: other work sharing the 2 cores skews every figure."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
+
+
 def machine_line() -> str:
     """One line naming the machine: cores, CPU model, memory, OS, Python."""
     model = platform.processor() or "unknown CPU"

@@ -43,6 +43,7 @@ from _load import (
     create_flows,
     git_revision,
     install_signal_handlers,
+    load_line,
     machine_line,
     parse_env,
     run_node,
@@ -363,7 +364,8 @@ def report(
         and checked.passed
         and measured.polled_ops == started
     )
-    print(f"\noverall: {verdict(ok)}")
+    print(f"\nat end: {load_line()}")
+    print(f"overall: {verdict(ok)}")
 
 
 def parse_args() -> argparse.Namespace:
@@ -412,6 +414,7 @@ def main() -> None:
     veo = settings.providers.veo
     print(f"in-flight Veo jobs bench — {time.strftime('%a %d %b %Y %H:%M:%S %Z')}")
     print(f"machine: {machine_line()}")
+    print(f"at start: {load_line()}")
     print(f"flowboard: {git_revision()}")
     print(
         f"{args.operations} operations (FakeVeo, never done), launched {args.concurrency} at a "

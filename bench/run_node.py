@@ -44,6 +44,7 @@ from _load import (
     create_flows,
     git_revision,
     install_signal_handlers,
+    load_line,
     machine_line,
     parse_env,
     run_node,
@@ -280,6 +281,7 @@ def main() -> None:
     date = time.strftime("%a %d %b %Y %H:%M:%S %Z")
     print(f"run-node latency bench — {date}")
     print(f"machine: {machine_line()}")
+    print(f"at start: {load_line()}")
     print(f"flowboard: {git_revision()}")
     print(
         f"load: {args.clients} concurrent clients x {args.requests_per_client} run-node calls, "
@@ -299,7 +301,7 @@ def main() -> None:
         sys.exit(2)
     finally:
         signal.alarm(0)
-    print()
+    print(f"\nat end: {load_line()}")
     print(table(HEADER, [r.row() for r in results]))
     fake_note = ", which hosts the FakeVeo too" if "veo" in args.variants else ""
     print(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
+
+from flowboard.db.batching import BatchedCollection
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -26,6 +28,14 @@ class Database:
 
     client: AsyncMongoClient[Document]
     db: AsyncDatabase[Document]
+    _batched: dict[str, BatchedCollection] = field(default_factory=dict)
+
+    def batched(self, name: str) -> BatchedCollection:
+        """Batched inserts and `_id` lookups on a collection (for the hot paths)."""
+        found = self._batched.get(name)
+        if found is None:
+            found = self._batched[name] = BatchedCollection(self.db[name])
+        return found
 
     @property
     def flows(self) -> AsyncCollection[Document]:

@@ -31,7 +31,7 @@ from flowboard.execution.plan import flow_plan, is_runnable
 from flowboard.ids import new_id, utcnow
 from flowboard.keyed_lock import KeyedLock
 from flowboard.metrics import Metrics
-from flowboard.processors.base import Job, NodeProcessor
+from flowboard.processors.base import Job, Launch, NodeProcessor
 from flowboard.providers.base import ErrorCode, InvalidVideoRequest
 from flowboard.store.executions import ExecutionStore
 from flowboard.streams.hub import StreamEventType, StreamHub
@@ -67,6 +67,9 @@ class ExecutionEngine:
     processors: dict[str, NodeProcessor] = field(default_factory=dict)
     _state_locks: KeyedLock = field(default_factory=KeyedLock)
     _schedule_locks: KeyedLock = field(default_factory=KeyedLock)
+    # The latest state of each execution still active, kept by the one writer of it:
+    # task changes then cost one write, not a read and a write.
+    _live: dict[str, Execution] = field(default_factory=dict)
 
     # -- starting runs -------------------------------------------------------------
 
@@ -107,27 +110,54 @@ class ExecutionEngine:
         client_request_id: str | None,
         retry_of: str | None = None,
     ) -> Execution:
+        since = utcnow() - IDEMPOTENCY_WINDOW
         if client_request_id:
-            since = utcnow() - IDEMPOTENCY_WINDOW
             existing = await self.store.by_client_request(org_id, client_request_id, since)
             if existing is not None:
                 return existing
         execution = self._new_execution(org_id, flow, kind, plan, client_request_id)
         if retry_of:
             execution = execution.model_copy(update={"retry_of": retry_of})
+        # The first tasks are written already PROCESSING, in the execution's one insert.
+        launches: list[Launch] = []
+        for node_id in self._startable(execution):
+            execution, launch = await self._prepare(execution, flow, node_id)
+            if launch is not None:
+                launches.append(launch)
         if await self.store.insert(execution) is None:
             assert client_request_id is not None
             found = await self.store.by_client_request(org_id, client_request_id, since)
             if found is None:
                 raise ExecutionNotFound(client_request_id)
             return found
+        self._live[execution.id] = execution
         _LOGGER.info(
             "execution created",
             extra={"execution_id": execution.id, "flow_id": flow.id, "tasks": len(plan)},
         )
         self._publish(execution)
-        await self._schedule(execution.id)
-        return await self.get(org_id, execution.id)
+        for task in execution.tasks.values():
+            self.metrics.transition(task.node_type, TaskStatus.PENDING, task.status)
+        for launch in launches:
+            launch.begin()
+        if any(t.status.terminal for t in execution.tasks.values()):
+            await self._schedule(execution.id)
+        return execution
+
+    async def _prepare(
+        self, execution: Execution, flow: Flow, node_id: str
+    ) -> tuple[Execution, Launch | None]:
+        """The execution with this task started (or FAILED if it cannot start)."""
+        node = flow.node(node_id)
+        assert node is not None  # plans are made from this flow
+        job = Job(execution.org_id, execution.id, flow, node)
+        try:
+            launch = await self.processors[node.type].prepare(job)
+        except InvalidVideoRequest as exc:
+            error = TaskError(code=exc.code.value, message=exc.message)
+            change = TaskChange(status=TaskStatus.FAILED, error=error)
+            return apply_change(execution, node_id, change), None
+        return apply_change(execution, node_id, launch.change), launch
 
     def _new_execution(
         self,
@@ -181,7 +211,7 @@ class ExecutionEngine:
     ) -> Execution | None:
         """Apply a change, persist it, publish it; None when the transition is refused."""
         async with self._state_locks.hold(execution_id):
-            current = await self.store.get_any(execution_id)
+            current = await self._current(execution_id)
             if current is None or node_id not in current.tasks:
                 return None
             try:
@@ -194,7 +224,11 @@ class ExecutionEngine:
                 )
                 return None
             if not await self.store.replace_if_version(changed, current.version):
+                # Written by someone else (another process on this database): never by us,
+                # as we hold the lock. Forget our copy; the caller's change is dropped.
+                self._live.pop(execution_id, None)
                 raise RuntimeError(f"execution {execution_id} changed underneath its lock")
+            self._remember(changed)
         self._publish(changed)
         before, after = current.tasks[node_id].status, changed.tasks[node_id].status
         self.metrics.transition(changed.tasks[node_id].node_type, before, after)
@@ -211,8 +245,19 @@ class ExecutionEngine:
             await self._schedule(execution_id)
         return changed
 
+    async def _current(self, execution_id: str) -> Execution | None:
+        """The latest state: our copy while the execution is active, else the stored one."""
+        live = self._live.get(execution_id)
+        return live if live is not None else await self.store.get_any(execution_id)
+
+    def _remember(self, execution: Execution) -> None:
+        if execution.status.terminal:
+            self._live.pop(execution.id, None)
+        else:
+            self._live[execution.id] = execution
+
     async def task_status(self, execution_id: str, node_id: str) -> TaskStatus | None:
-        execution = await self.store.get_any(execution_id)
+        execution = await self._current(execution_id)
         task = execution.tasks.get(node_id) if execution else None
         return task.status if task else None
 
@@ -232,19 +277,28 @@ class ExecutionEngine:
     async def _schedule(self, execution_id: str) -> None:
         """Start ready tasks (within the limit); end tasks whose upstream failed."""
         async with self._schedule_locks.hold(execution_id):
-            execution = await self.store.get_any(execution_id)
+            execution = await self._current(execution_id)
             if execution is None or execution.status.terminal:
                 return
-            running = sum(t.status is TaskStatus.PROCESSING for t in execution.tasks.values())
             for node_id, task in execution.tasks.items():
-                if task.status is not TaskStatus.PENDING:
-                    continue
                 blocked = self._blocked_by(execution, task)
-                if blocked is not None:
+                if task.status is TaskStatus.PENDING and blocked is not None:
                     await self._end_downstream(execution, node_id, blocked)
-                elif self._ready(execution, task) and running < self.settings.max_concurrent_nodes:
-                    running += 1
-                    await self._start(execution, node_id)
+            for node_id in self._startable(execution):
+                await self._start(execution, node_id)
+
+    def _startable(self, execution: Execution) -> list[str]:
+        """PENDING tasks whose upstream all COMPLETED, within the concurrency limit."""
+        tasks = execution.tasks.values()
+        room = self.settings.max_concurrent_nodes - sum(
+            t.status is TaskStatus.PROCESSING for t in tasks
+        )
+        ready = [
+            node_id
+            for node_id, task in execution.tasks.items()
+            if task.status is TaskStatus.PENDING and self._ready(execution, task)
+        ]
+        return ready[: max(0, room)]
 
     @staticmethod
     def _ready(execution: Execution, task: Task) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +25,18 @@ class Job:
         return f"{self.execution_id}:{self.node.id}"
 
 
+@dataclass(frozen=True)
+class Launch:
+    """A task about to start: the change that marks it PROCESSING, and the work to begin.
+
+    Split in two so that a new run can write its tasks already PROCESSING in the one
+    insert of the execution, and begin the work only once that insert succeeded.
+    """
+
+    change: TaskChange
+    begin: Callable[[], None]
+
+
 class TaskUpdater(Protocol):
     """The engine's single entry point for task changes."""
 
@@ -39,6 +52,9 @@ class NodeProcessor(Protocol):
 
     async def check(self, flow: Flow, node: Node) -> None:
         """Raise InvalidVideoRequest for a node that cannot run as configured."""
+
+    async def prepare(self, job: Job) -> Launch:
+        """Build what starting the job takes, writing nothing (InvalidVideoRequest if it can't)."""
 
     async def process_job(self, job: Job) -> None:
         """Mark the task PROCESSING and start the work in the background; return at once."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pymongo.errors import PyMongoError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -42,7 +44,7 @@ from flowboard.execution.jobs import JobRunner
 from flowboard.execution.model import TaskError, TaskStatus
 from flowboard.ids import new_id, utcnow
 from flowboard.nodes.video_gen import VideoGenNodeData
-from flowboard.processors.base import Job, TaskUpdater
+from flowboard.processors.base import Job, Launch, TaskUpdater
 from flowboard.processors.inputs import InputResolver, has_image_input, video_request
 from flowboard.providers.base import (
     ErrorCode,
@@ -62,7 +64,7 @@ OUTPUT_OFFSET_X = 360.0
 
 @dataclass
 class _Reporter:
-    """Throttled, monotonic progress of one job: asset first, then the bus."""
+    """Throttled, monotonic, whole-percent progress of one job: asset first, then the bus."""
 
     processor: VideoGenNodeProcessor
     asset: GeneratedAsset
@@ -72,7 +74,8 @@ class _Reporter:
 
     async def __call__(self, progress: Progress) -> None:
         now = time.monotonic()
-        percent = min(99.0, progress.percent)
+        # Whole percents: what a canvas shows, and each one stored costs two writes.
+        percent = float(min(99, math.floor(progress.percent)))
         if percent <= self.best or now - self.last_sent < self.interval:
             return
         self.best, self.last_sent = percent, now
@@ -105,22 +108,25 @@ class VideoGenNodeProcessor:
         provider = self.providers.get(data.provider)
         provider.validate(video_request(data, "check", data.prompt))
 
-    async def process_job(self, job: Job) -> None:
+    async def prepare(self, job: Job) -> Launch:
         data = VideoGenNodeData.model_validate(job.node.data)
         provider = self.providers.get(data.provider)
         asset = self._new_asset(job, data, provider.name)
-        await self.assets.insert(asset)
-        await self.tasks.update_task(
-            job.execution_id,
-            job.node.id,
-            TaskChange(
-                status=TaskStatus.PROCESSING,
-                output_asset_id=asset.id,
-                description=f"submitted to {provider.name}",
-                add_attempt=True,
-            ),
+        change = TaskChange(
+            status=TaskStatus.PROCESSING,
+            output_asset_id=asset.id,
+            description=f"submitted to {provider.name}",
+            add_attempt=True,
         )
-        self.runner.spawn(job.key, self._drive(job, asset))
+        return Launch(change, lambda: self._begin(job, asset))
+
+    async def process_job(self, job: Job) -> None:
+        launch = await self.prepare(job)
+        if await self.tasks.update_task(job.execution_id, job.node.id, launch.change):
+            launch.begin()
+
+    def _begin(self, job: Job, asset: GeneratedAsset) -> None:
+        self.runner.spawn(job.key, self._drive(job, asset, new=True))
 
     async def resume(self, job: Job, asset_id: str) -> None:
         asset = await self.assets.get_any(asset_id)
@@ -138,8 +144,9 @@ class VideoGenNodeProcessor:
     def _new_asset(self, job: Job, data: VideoGenNodeData, provider: str) -> GeneratedAsset:
         now = utcnow()
         image = has_image_input(job)
+        asset_id = new_id("asset")
         return GeneratedAsset(
-            id=new_id("asset"),
+            id=asset_id,
             org_id=job.org_id,
             flow_id=job.flow.id,
             node_id=job.node.id,
@@ -150,15 +157,23 @@ class VideoGenNodeProcessor:
             prompt=data.prompt,
             parameters=data.model_dump(mode="json", by_alias=True, exclude_none=True),
             status=AssetStatus.PROCESSING,
+            storage_prefix=new_prefix(asset_id),
             created_at=now,
             updated_at=now,
         )
 
     # -- the background job ------------------------------------------------------
 
-    async def _drive(self, job: Job, asset: GeneratedAsset) -> None:
+    async def _drive(self, job: Job, asset: GeneratedAsset, new: bool = False) -> None:
+        """Run the job to its end; `new` when its asset record is still to be written.
+
+        The record is written here, inside the job, so that the job's key is taken before
+        its task can be seen PROCESSING (the reaper leaves a running key alone).
+        """
         provider = self.providers.get(asset.provider)
         extra = {"asset_id": asset.id, "execution_id": job.execution_id, "node_id": job.node.id}
+        if new and not await self._insert(job, asset):
+            return
         try:
             await self._generate(job, asset, provider)
         except asyncio.CancelledError:
@@ -177,6 +192,15 @@ class VideoGenNodeProcessor:
         except Exception as exc:
             _LOGGER.exception("generation crashed", extra=extra)
             await self._end(asset, AssetStatus.FAILED, ErrorCode.INTERNAL.value, type(exc).__name__)
+
+    async def _insert(self, job: Job, asset: GeneratedAsset) -> bool:
+        try:
+            await self.assets.insert(asset)
+        except PyMongoError as exc:
+            _LOGGER.warning("asset record not written: %s", exc, extra={"asset_id": asset.id})
+            await self._fail_task(job, ErrorCode.INTERNAL.value, "asset record not written")
+            return False
+        return True
 
     async def _generate(self, job: Job, asset: GeneratedAsset, provider: VideoProvider) -> None:
         elapsed = (utcnow() - asset.created_at).total_seconds()

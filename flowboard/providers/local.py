@@ -7,10 +7,13 @@ again from the request (the operation id carries nothing but the job id).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import secrets
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +31,16 @@ _LOGGER = logging.getLogger(__name__)
 ASPECTS = ("16:9", "9:16", "1:1")
 RESOLUTIONS = ("480p", "720p", "1080p")
 MAX_SECONDS = 60
+RENDER_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """In a render thread: yield the CPU to the request path (Linux nice is per thread).
+
+    The encoder's and painter's own threads start from this one and inherit it.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RENDER_NICENESS)
 
 
 @dataclass
@@ -57,10 +70,16 @@ class LocalProvider:
     max_parallel: int = 2
     name: str = "local"
     _slots: asyncio.Semaphore = field(init=False)
+    _pool: ThreadPoolExecutor = field(init=False)
     _cancels: dict[str, threading.Event] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.max_parallel)
+        # Own threads: a lowered priority cannot be raised again by an unprivileged
+        # process, so they must not be the loop's shared default executor.
+        self._pool = ThreadPoolExecutor(
+            self.max_parallel, thread_name_prefix="flowboard-render", initializer=_lower_priority
+        )
         self.work_dir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -116,7 +135,7 @@ class LocalProvider:
             loop.call_soon_threadsafe(schedule, min(99.0, fraction * 100))
 
         try:
-            await asyncio.to_thread(render_video, spec, out, on_progress, cancel)
+            await loop.run_in_executor(self._pool, render_video, spec, out, on_progress, cancel)
         except asyncio.CancelledError:
             cancel.set()  # the thread notices between frames
             raise
@@ -132,6 +151,7 @@ class LocalProvider:
     async def close(self) -> None:
         for event in self._cancels.values():
             event.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 __all__ = ["FileOutput", "LocalProvider", "RenderCancelled"]

@@ -18,15 +18,15 @@ class AssetStore:
     database: Database
 
     async def insert(self, asset: GeneratedAsset) -> None:
-        await self.database.assets.insert_one(to_doc(asset))
+        await self.database.batched("assets").insert(to_doc(asset))
 
     async def get(self, org_id: str, asset_id: str) -> GeneratedAsset | None:
-        doc = await self.database.assets.find_one({"_id": asset_id, "orgId": org_id})
-        return None if doc is None else from_doc(GeneratedAsset, doc)
+        doc = await self.database.batched("assets").get(asset_id)
+        return None if doc is None or doc.get("orgId") != org_id else from_doc(GeneratedAsset, doc)
 
     async def get_any(self, asset_id: str) -> GeneratedAsset | None:
         """Look up by id alone: for internal resume and provider callbacks only."""
-        doc = await self.database.assets.find_one({"_id": asset_id})
+        doc = await self.database.batched("assets").get(asset_id)
         return None if doc is None else from_doc(GeneratedAsset, doc)
 
     async def update(

@@ -20,18 +20,18 @@ class ExecutionStore:
     async def insert(self, execution: Execution) -> Execution | None:
         """Insert; on a duplicate clientRequestId return None (the caller looks it up)."""
         try:
-            await self.database.executions.insert_one(to_doc(execution))
+            await self.database.batched("executions").insert(to_doc(execution))
         except DuplicateKeyError:
             return None
         return execution
 
     async def get(self, org_id: str, execution_id: str) -> Execution | None:
-        doc = await self.database.executions.find_one({"_id": execution_id, "orgId": org_id})
-        return None if doc is None else from_doc(Execution, doc)
+        doc = await self.database.batched("executions").get(execution_id)
+        return None if doc is None or doc.get("orgId") != org_id else from_doc(Execution, doc)
 
     async def get_any(self, execution_id: str) -> Execution | None:
         """Look up by id alone: for the engine's internal bookkeeping only."""
-        doc = await self.database.executions.find_one({"_id": execution_id})
+        doc = await self.database.batched("executions").get(execution_id)
         return None if doc is None else from_doc(Execution, doc)
 
     async def release_client_request(self, org_id: str, client_request_id: str) -> None:

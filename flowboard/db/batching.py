@@ -1,0 +1,95 @@
+"""Group commit: concurrent single-document inserts and id lookups share round trips.
+
+Every request of the run path writes or reads one small document. Sent one by one, the
+database's per-command cost dominates under load; gathered while the previous batch is
+in flight, a burst of requests costs a few commands. Alone, a call still goes out at
+once (the batch of one leaves on the next turn of the event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
+
+Document = dict[str, Any]
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+DUPLICATE_KEY = 11000
+MAX_BATCH = 500
+
+
+@dataclass
+class _Batcher(Generic[Item, Result]):
+    """Queue items; one flush in flight at a time takes everything queued meanwhile."""
+
+    flush: Callable[[list[Item]], Awaitable[list[Result | BaseException]]]
+    _queue: list[tuple[Item, asyncio.Future[Result]]] = field(default_factory=list)
+    _flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._drain(), name="flowboard.db.batch")
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                outcomes = await self.flush([item for item, _ in batch])
+            except Exception as exc:  # the whole command failed: every caller gets it
+                outcomes = [exc] * len(batch)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue  # its caller went away
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+
+def _insert_outcomes(count: int, error: BulkWriteError | None) -> list[BaseException | None]:
+    outcomes: list[BaseException | None] = [None] * count
+    for failed in error.details.get("writeErrors", []) if error else []:
+        code, message = failed.get("code"), failed.get("errmsg", "write failed")
+        kind = DuplicateKeyError if code == DUPLICATE_KEY else WriteError
+        outcomes[failed["index"]] = kind(message, code, failed)
+    return outcomes
+
+
+@dataclass
+class BatchedCollection:
+    """One collection's batched insert and lookup by `_id`."""
+
+    collection: AsyncCollection[Document]
+    _inserts: _Batcher[Document, None] = field(init=False)
+    _lookups: _Batcher[Any, Document | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._inserts = _Batcher(self._insert_many)
+        self._lookups = _Batcher(self._find_many)
+
+    async def insert(self, doc: Document) -> None:
+        """Insert one document; DuplicateKeyError as insert_one would raise it."""
+        await self._inserts.submit(doc)
+
+    async def get(self, doc_id: Any) -> Document | None:
+        """The document with this `_id`, or None."""
+        return await self._lookups.submit(doc_id)
+
+    async def _insert_many(self, docs: list[Document]) -> list[BaseException | None]:
+        try:
+            await self.collection.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            return _insert_outcomes(len(docs), exc)
+        return _insert_outcomes(len(docs), None)
+
+    async def _find_many(self, ids: list[Any]) -> list[Document | BaseException | None]:
+        found = {d["_id"]: d async for d in self.collection.find({"_id": {"$in": ids}})}
+        return [found.get(doc_id) for doc_id in ids]
