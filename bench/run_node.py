@@ -6,10 +6,12 @@ For each variant it starts its own `flowboard serve` (embedded database, local s
 data dir, WARNING logs; see bench/_util.py), creates one flow per client with one video_gen
 node up front, warms up with a few sequential run-node calls, then lets all clients loose at
 once. Each client calls run-node on its own flow R times in a row (a closed loop: the next
-request leaves when the previous answer arrived). Latency is measured per request in the
-client, from just before sending to the end of the 202 answer's body. The clients share one
-aiohttp session (connector limit 0) in this process; its CPU share is printed so a client-side
-bottleneck would show.
+request leaves when the previous answer arrived; with --think-seconds T, T x 0.5-1.5 after
+it, the clients' first calls spread over T). In a closed loop without think time the
+latency is the queue: C clients in flight at X requests/s wait C / X on average. Latency is
+measured per request in the client, from just before sending to the end of the 202 answer's
+body. The clients share one aiohttp session (connector limit 0) in this process; its CPU
+share is printed so a client-side bottleneck would show.
 
 Every run-node starts a real background job, which competes with the request path for the
 machine's cores. So the variants differ only in what those jobs cost:
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import signal
 import sys
 import time
@@ -154,8 +157,14 @@ async def client(
     requests: int,
     out: list[Call],
     stop_sending_at: float,
+    think: float,
 ) -> None:
-    for _ in range(requests):
+    # With a think time the clients start spread over one think time, and each waits
+    # 0.5-1.5x it between its calls (a person pressing run, not a tight loop).
+    await asyncio.sleep(random.uniform(0, think))
+    for k in range(requests):
+        if k:
+            await asyncio.sleep(think * random.uniform(0.5, 1.5))
         if time.monotonic() >= stop_sending_at:  # the variant's budget is spent
             return
         out.append(await run_node(session, server, headers, flow_id, timeout=60.0))
@@ -189,7 +198,10 @@ async def measure(
             stop_at = time.monotonic() + args.budget_seconds
             n = args.requests_per_client
             await asyncio.gather(
-                *(client(session, server, headers, f, n, calls, stop_at) for f in flows[:n_clients])
+                *(
+                    client(session, server, headers, f, n, calls, stop_at, args.think_seconds)
+                    for f in flows[:n_clients]
+                )
             )
             window.end()
             stop.set()
@@ -250,6 +262,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help=f"comma-separated of {', '.join(VARIANTS)}"
     )
+    parser.add_argument(
+        "--think-seconds", type=float, default=0.0,
+        help="each client's pause between its calls (0: a closed loop, the next call at once)",
+    )  # fmt: skip
     parser.add_argument("--warmup", type=int, default=5, help="sequential run-node calls first")
     parser.add_argument(
         "--budget-seconds", type=float, default=300.0,
@@ -285,7 +301,8 @@ def main() -> None:
     print(f"flowboard: {git_revision()}")
     print(
         f"load: {args.clients} concurrent clients x {args.requests_per_client} run-node calls, "
-        f"one flow (one video_gen node) per client, one aiohttp session, connector limit 0"
+        f"think time {args.think_seconds:g} s, one flow (one video_gen node) per client, "
+        "one aiohttp session, connector limit 0"
     )
     results: list[Result] = []
     try:

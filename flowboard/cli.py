@@ -60,14 +60,31 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(path, overrides=overrides)
 
 
+def _event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 def serve(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM, then shut down gracefully."""
     from flowboard.app import create_app
 
     app = create_app(settings)
-    _LOGGER.info("serving", extra={"host": settings.server.host, "port": settings.server.port})
+    loop = _event_loop(settings.server.event_loop)
+    _LOGGER.info(
+        "serving",
+        extra={
+            "host": settings.server.host,
+            "port": settings.server.port,
+            "event_loop": type(loop).__module__,
+        },
+    )
     web.run_app(
         app,
+        loop=loop,
         host=settings.server.host,
         port=settings.server.port,
         shutdown_timeout=settings.server.shutdown_grace_seconds,

@@ -28,6 +28,7 @@ from flowboard.providers.base import (
     VideoRequest,
 )
 from flowboard.providers.veo import VeoProvider, estimate_percent, poll_delays
+from flowboard.providers.veo_client import env_proxy
 from tests.fakes.veo import FakeVeo, Mode, Outcome, Route, Script
 from tests.fakes.veo_media import probe_mp4
 
@@ -39,6 +40,7 @@ _SDK_ENV = (
     "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_VERTEX_BASE_URL",
     "GOOGLE_APPLICATION_CREDENTIALS",
 )  # fmt: skip
+_PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 BASE_REQUEST = VideoRequest(
     job_id="job-1",
     prompt="a red fox in snow",
@@ -51,7 +53,7 @@ BASE_REQUEST = VideoRequest(
 @pytest.fixture(autouse=True)
 def _clean_sdk_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # The SDK reads these; a developer's shell must not redirect or re-authenticate tests.
-    for name in _SDK_ENV:
+    for name in (*_SDK_ENV, *_PROXY_ENV):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -423,6 +425,82 @@ async def test_many_follows_mostly_sleep(fake: FakeVeo, mode: Mode) -> None:
     # Delays of about 0.05, 0.075, 0.11, 0.17, 0.2 … s: under ten polls each, no hot loop.
     assert min(polls) >= 2
     assert max(polls) <= 12
+
+
+async def test_polls_use_no_worker_thread(
+    fake: FakeVeo, provider: VeoProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiohttp's trust_env reads ~/.netrc and the proxy environment in a worker thread on
+    # every request: two thread hops per poll, most of a poll's CPU with thousands polling.
+    fake.enqueue(Script(Outcome.NEVER))
+    name = await provider.start(BASE_REQUEST)  # builds the client (and Vertex credentials)
+    loop = asyncio.get_running_loop()
+    hops: list[object] = []
+    executor = loop.run_in_executor
+
+    def counted(pool: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
+        hops.append(func)
+        return executor(pool, func, *args)
+
+    monkeypatch.setattr(loop, "run_in_executor", counted)
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await provider.follow(name, BASE_REQUEST, Reports())
+
+    assert fake.polls[name] >= 3
+    assert hops == []
+
+
+@pytest.mark.parametrize("mode", [Mode.GEMINI], ids=str)
+async def test_proxy_from_the_environment_is_read_once(
+    fake: FakeVeo, mode: Mode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fake doubles as a plain HTTP proxy: it routes absolute-form requests by path.
+    monkeypatch.setenv("http_proxy", fake.base_url)
+    fake.enqueue(Script(polls_until_done=2), Script(Outcome.NEVER))
+    veo = make_provider(fake, mode, base_url="http://veo.invalid")
+    try:
+        name = await veo.start(BASE_REQUEST)
+        monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # too late: read at build
+        output = await veo.follow(name, BASE_REQUEST, Reports())
+        await veo.cancel(never := await veo.start(BASE_REQUEST))
+    finally:
+        await veo.close()
+
+    assert probe_mp4(await read_all(output)).frames == 4 * 8
+    assert fake.polls[name] == 3
+    assert fake.count(Route.DOWNLOAD) == 1
+    assert fake.cancels == [never]
+
+
+@pytest.mark.parametrize("mode", [Mode.GEMINI], ids=str)
+async def test_no_proxy_bypasses_the_proxy(
+    fake: FakeVeo, mode: Mode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nobody listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    veo = make_provider(fake, mode)
+    try:
+        await run(veo)
+    finally:
+        await veo.close()
+
+    assert fake.count(Route.DOWNLOAD) == 1
+
+
+def test_env_proxy_follows_the_url_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    google = "https://generativelanguage.googleapis.com"
+    assert env_proxy(google) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:secret@proxy.example:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://plain.example:8080")
+
+    assert env_proxy(google) == "http://user:secret@proxy.example:3128"
+    assert env_proxy("http://127.0.0.1:8080") == "http://plain.example:8080"
+    monkeypatch.setenv("https_proxy", "http://lower.example:3128")  # lower case wins
+    assert env_proxy(google) == "http://lower.example:3128"
+    monkeypatch.setenv("NO_PROXY", ".googleapis.com")
+    assert env_proxy(google) is None
 
 
 def test_poll_delays_grow_with_jitter_up_to_the_maximum() -> None:

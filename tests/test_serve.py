@@ -37,10 +37,10 @@ def _call(url: str, body: dict[str, Any] | None = None, token: str | None = None
         return json.loads(resp.read())
 
 
-def _start(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
+def _start(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [*FLOWBOARD, "serve", "--port", str(port)],
-        env=_env(tmp_path),
+        env=_env(tmp_path, **env),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -148,3 +148,17 @@ def test_bad_config_stops_with_one_clear_line(
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
     assert expected in last, stderr
+
+
+@pytest.mark.parametrize(("setting", "module"), [(None, "uvloop"), ("asyncio", "asyncio")])
+def test_serves_on_the_configured_event_loop(
+    tmp_path: Path, setting: str | None, module: str
+) -> None:
+    env = {} if setting is None else {"FLOWBOARD_SERVER__EVENT_LOOP": setting}
+    proc = _start(tmp_path, free_port(), **env)
+    assert _stop(proc) == 0
+    assert proc.stderr is not None
+    lines = [json.loads(line) for line in proc.stderr.read().decode().splitlines() if line]
+    serving = [line for line in lines if line.get("msg") == "serving"]
+    assert len(serving) == 1, lines
+    assert serving[0]["event_loop"].split(".")[0] == module

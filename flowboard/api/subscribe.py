@@ -148,5 +148,5 @@ def endpoints() -> list[Endpoint]:
             ),
             content_type="text/event-stream",
             accepts_ticket=True,
-        )
+        ),
     ]

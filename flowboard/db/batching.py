@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
@@ -70,10 +71,14 @@ class BatchedCollection:
     collection: AsyncCollection[Document]
     _inserts: _Batcher[Document, None] = field(init=False)
     _lookups: _Batcher[Any, Document | None] = field(init=False)
+    _updates: _Batcher[tuple[Document, Document], None] = field(init=False)
+    _replaces: _Batcher[tuple[Document, str], bool] = field(init=False)
 
     def __post_init__(self) -> None:
         self._inserts = _Batcher(self._insert_many)
         self._lookups = _Batcher(self._find_many)
+        self._updates = _Batcher(self._update_many)
+        self._replaces = _Batcher(self._replace_many)
 
     async def insert(self, doc: Document) -> None:
         """Insert one document; DuplicateKeyError as insert_one would raise it."""
@@ -82,6 +87,17 @@ class BatchedCollection:
     async def get(self, doc_id: Any) -> Document | None:
         """The document with this `_id`, or None."""
         return await self._lookups.submit(doc_id)
+
+    async def update(self, query: Document, update: Document) -> None:
+        """update_one for a write whose caller need not learn whether it matched.
+
+        (The batch reports how many matched in all, not which.)
+        """
+        await self._updates.submit((query, update))
+
+    async def replace_if_version(self, doc: Document, field_name: str) -> bool:
+        """Replace the document if its stored `field_name` is one less than `doc`'s."""
+        return await self._replaces.submit((doc, field_name))
 
     async def _insert_many(self, docs: list[Document]) -> list[BaseException | None]:
         try:
@@ -93,3 +109,19 @@ class BatchedCollection:
     async def _find_many(self, ids: list[Any]) -> list[Document | BaseException | None]:
         found = {d["_id"]: d async for d in self.collection.find({"_id": {"$in": ids}})}
         return [found.get(doc_id) for doc_id in ids]
+
+    async def _update_many(
+        self, ops: list[tuple[Document, Document]]
+    ) -> list[BaseException | None]:
+        await self.collection.bulk_write([UpdateOne(q, u) for q, u in ops], ordered=False)
+        return [None] * len(ops)
+
+    async def _replace_many(self, ops: list[tuple[Document, str]]) -> list[bool | BaseException]:
+        requests = [ReplaceOne({"_id": doc["_id"], name: doc[name] - 1}, doc) for doc, name in ops]
+        result = await self.collection.bulk_write(requests, ordered=False)
+        if result.matched_count == len(ops):
+            return [True] * len(ops)
+        # Which ones missed is not reported: the ones that hit now hold the new version.
+        ids = [doc["_id"] for doc, _ in ops]
+        stored = {d["_id"]: d async for d in self.collection.find({"_id": {"$in": ids}})}
+        return [stored.get(doc["_id"], {}).get(name) == doc[name] for doc, name in ops]

@@ -80,9 +80,11 @@ class _Reporter:
             return
         self.best, self.last_sent = percent, now
         fields = {"progress": percent, "progressEstimated": progress.estimated}
-        updated = await self.processor.assets.update(self.asset.id, fields)
-        if updated is not None:
-            self.processor.publish(updated)
+        await self.processor.assets.set_fields(self.asset.id, fields)
+        self.asset = self.asset.model_copy(
+            update={"progress": percent, "progress_estimated": progress.estimated}
+        )
+        self.processor.publish(self.asset)
 
 
 @dataclass
@@ -211,12 +213,12 @@ class VideoGenNodeProcessor:
             if operation is None:
                 operation = await self._with_retries(job, asset, lambda: provider.start(request))
                 # Persist the operation before anything else, so a restart can follow it.
-                await self.assets.update(asset.id, {"operationId": operation})
+                await self.assets.set_fields(asset.id, {"operationId": operation})
             self._operations[asset.id] = (provider, operation)
             # A fixed prefix makes a re-driven job overwrite, never duplicate, its files.
             prefix = asset.storage_prefix or new_prefix(asset.id)
             if asset.storage_prefix is None:
-                await self.assets.update(asset.id, {"storagePrefix": prefix})
+                await self.assets.set_fields(asset.id, {"storagePrefix": prefix})
             try:
                 reporter = _Reporter(self, asset, self.settings.progress_min_interval_seconds)
 

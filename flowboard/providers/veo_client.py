@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.request
+from urllib.parse import urlsplit
 
 import aiohttp
 import google.auth
@@ -20,6 +22,19 @@ from flowboard.providers.veo_models import check_credentials
 
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 _GEMINI_URL = "https://generativelanguage.googleapis.com"
+_READ_BUFSIZE = 2**22  # what the SDK's own session uses, for large inline results
+
+
+def env_proxy(url: str) -> str | None:
+    """Return the proxy the environment sets for `url` (HTTPS_PROXY, https_proxy, NO_PROXY …).
+
+    Read once per client: aiohttp's trust_env would read the environment and ~/.netrc
+    again in a worker thread on every request, the biggest CPU cost of a poll.
+    """
+    parts = urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme) or None
 
 
 class VeoClient:
@@ -29,6 +44,8 @@ class VeoClient:
         self._settings = settings
         self._timeout = request_timeout_seconds
         self._client: Client | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._proxy = env_proxy(self._rest_base())
         self._credentials: AuthCredentials | None = None
         self._lock = asyncio.Lock()
 
@@ -40,11 +57,14 @@ class VeoClient:
             return self._client.aio
 
     async def close(self) -> None:
-        """Close the SDK client's connections; a later call builds a new client."""
+        """Close the SDK client and our connections; a later call builds new ones."""
         client, self._client = self._client, None
+        session, self._session = self._session, None
         if client is not None:
-            await client.aio.aclose()
+            await client.aio.aclose()  # leaves our session (aiohttp_client) alone
             client.close()  # the SDK also builds a sync client; it holds no connections
+        if session is not None:
+            await session.close()
 
     async def post_cancel(self, operation_id: str) -> int:
         """POST {name}:cancel (not in the SDK, unconfirmed upstream); return the status."""
@@ -52,11 +72,25 @@ class VeoClient:
         url = f"{self._rest_base()}/{version}/{operation_id}:cancel"
         headers = await self._auth_headers()
         timeout = aiohttp.ClientTimeout(total=self._timeout)
+        # A session of its own: a pooled connection the service has since closed would
+        # fail this one-shot POST, and cancels are rare.
         async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
+            aiohttp.ClientSession(timeout=timeout, proxy=self._proxy) as session,
             session.post(url, headers=headers, json={}) as response,
         ):
             return response.status
+
+    def _http(self) -> aiohttp.ClientSession:
+        """Return the SDK's aiohttp session, made on the running loop."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                # No connection limit, as the SDK's own session: a poll never queues here.
+                connector=aiohttp.TCPConnector(limit=0),
+                proxy=self._proxy,
+                trust_env=False,  # see env_proxy(); netrc auth is never wanted here
+                read_bufsize=_READ_BUFSIZE,
+            )
+        return self._session
 
     async def _build(self) -> Client:
         settings = self._settings
@@ -66,6 +100,7 @@ class VeoClient:
             timeout=int(self._timeout * 1000),
             # Our tenacity policy is the only retry; the SDK's would resend POSTs silently.
             retry_options=types.HttpRetryOptions(attempts=1),
+            aiohttp_client=self._http(),
         )
         if settings.mode == "gemini":
             return Client(api_key=settings.api_key, http_options=http_options)

@@ -12,6 +12,8 @@ from flowboard.db.database import Database
 from flowboard.db.documents import from_doc, to_doc
 from flowboard.ids import utcnow
 
+_UNFINISHED = [AssetStatus.PENDING.value, AssetStatus.PROCESSING.value]
+
 
 @dataclass
 class AssetStore:
@@ -35,13 +37,23 @@ class AssetStore:
         """Set fields (camelCase keys); refuse to touch an asset already terminal."""
         query: dict[str, Any] = {"_id": asset_id}
         if unless_terminal:
-            query["status"] = {"$in": [AssetStatus.PENDING.value, AssetStatus.PROCESSING.value]}
+            query["status"] = {"$in": _UNFINISHED}
         doc = await self.database.assets.find_one_and_update(
             query,
             {"$set": {**fields, "updatedAt": utcnow()}},
             return_document=ReturnDocument.AFTER,
         )
         return None if doc is None else from_doc(GeneratedAsset, doc)
+
+    async def set_fields(self, asset_id: str, fields: dict[str, Any]) -> None:
+        """Set fields of an asset not yet terminal, without reading it back (batched).
+
+        For the running job's own writes: it holds the asset, and nobody else ends it
+        while the job runs, so it need not learn whether the write matched.
+        """
+        query = {"_id": asset_id, "status": {"$in": _UNFINISHED}}
+        update = {"$set": {**fields, "updatedAt": utcnow()}}
+        await self.database.batched("assets").update(query, update)
 
     async def increment(self, asset_id: str, field_name: str) -> None:
         await self.database.assets.update_one(

@@ -66,10 +66,11 @@ class ExecutionStore:
         return items, await self.database.executions.count_documents(query)
 
     async def replace_if_version(self, execution: Execution, expected: int) -> bool:
-        result = await self.database.executions.replace_one(
-            {"_id": execution.id, "version": expected}, to_doc(execution)
+        if execution.version != expected + 1:
+            raise ValueError("a replaced execution's version is one more than the expected")
+        return await self.database.batched("executions").replace_if_version(
+            to_doc(execution), "version"
         )
-        return result.modified_count == 1
 
     async def active(self) -> list[Execution]:
         """Every execution not yet finished, across organisations (for resume at start-up)."""
