@@ -23,6 +23,8 @@ machine's cores. So the variants differ only in what those jobs cost:
   veo-parked  the same, but the fake never answers the start (it holds the request for an
               hour; the SDK's request timeout is 120 s): the jobs sit idle, so only the
               request path itself is measured
+  floor       the same clients call GET /healthz (answered from memory, through the same
+              middlewares): what this machine, this client and aiohttp allow at best
 
 Target: p99 < 100 ms with no errors. The exit status is 0 whether the target passes or not
 (2 only when the bench could not run).
@@ -61,12 +63,13 @@ sys.path.insert(0, str(REPO))  # tests.fakes
 from tests.fakes.veo import FakeVeo, Outcome, Route, Script
 
 TARGET_P99_MS = 100.0
-VARIANTS = ("local", "local-fps1", "veo-polling", "veo-parked")
+VARIANTS = ("local", "local-fps1", "veo-polling", "veo-parked", "floor")
 LABELS = {
     "local": "local provider, fps 24 (renders compete)",
     "local-fps1": "local provider, fps 1 (minimum)",
     "veo-polling": "veo → FakeVeo, never done (jobs poll)",
     "veo-parked": "veo → FakeVeo, start held (jobs idle)",
+    "floor": "floor: GET /healthz instead (no work at all)",
 }
 
 
@@ -83,12 +86,16 @@ class Result:
     planned: int
 
     @property
+    def expected(self) -> int:
+        return 200 if self.variant == "floor" else 202
+
+    @property
     def latencies_ms(self) -> list[float]:
-        return [c.seconds * 1000 for c in self.calls if c.status == 202]
+        return [c.seconds * 1000 for c in self.calls if c.status == self.expected]
 
     @property
     def errors(self) -> int:
-        return sum(c.status != 202 for c in self.calls)
+        return sum(c.status != self.expected for c in self.calls)
 
     @property
     def passed(self) -> bool:
@@ -158,6 +165,7 @@ async def client(
     out: list[Call],
     stop_sending_at: float,
     think: float,
+    floor: bool,
 ) -> None:
     # With a think time the clients start spread over one think time, and each waits
     # 0.5-1.5x it between its calls (a person pressing run, not a tight loop).
@@ -167,7 +175,21 @@ async def client(
             await asyncio.sleep(think * random.uniform(0.5, 1.5))
         if time.monotonic() >= stop_sending_at:  # the variant's budget is spent
             return
-        out.append(await run_node(session, server, headers, flow_id, timeout=60.0))
+        if floor:
+            out.append(await healthz(session, server))
+        else:
+            out.append(await run_node(session, server, headers, flow_id, timeout=60.0))
+
+
+async def healthz(session: aiohttp.ClientSession, server: Server) -> Call:
+    """GET /healthz, timed like run_node()."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(60.0), session.get(server.base_url + "/healthz") as resp:
+            await resp.read()
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return Call(started, time.perf_counter() - started, 0, f"{type(exc).__name__}: {exc}")
+    return Call(started, time.perf_counter() - started, resp.status)
 
 
 async def measure(
@@ -197,9 +219,10 @@ async def measure(
             sampler = asyncio.create_task(window.run(stop, args.budget_seconds + 120))
             stop_at = time.monotonic() + args.budget_seconds
             n = args.requests_per_client
+            floor, think = variant == "floor", args.think_seconds
             await asyncio.gather(
                 *(
-                    client(session, server, headers, f, n, calls, stop_at, args.think_seconds)
+                    client(session, server, headers, f, n, calls, stop_at, think, floor)
                     for f in flows[:n_clients]
                 )
             )
@@ -246,7 +269,7 @@ def run_variant(variant: str, args: argparse.Namespace) -> Result:
             f"{args.budget_seconds:g}; {result.planned - len(result.calls)} requests not sent"
         )
     print("  " + table(HEADER, [result.row()]).replace("\n", "\n  "))
-    errors = [c.error for c in result.calls if c.status != 202][:3]
+    errors = [c.error for c in result.calls if c.status != result.expected][:3]
     for error in errors:
         print(f"  error: {error}")
     if errors and tail:
