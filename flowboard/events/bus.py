@@ -86,7 +86,10 @@ class EventBus:
         listeners = [x for x in self._emitter.listeners(event.EVENT) if isinstance(x, _Listener)]
         for final in (False, True):
             group = [x for x in listeners if x.final is final]
-            failures = await asyncio.gather(*(self._attempt(x.handler, event) for x in group))
+            if len(group) == 1:  # the usual case: no gather, no extra task
+                failures = [await self._attempt(group[0].handler, event)]
+            else:
+                failures = await asyncio.gather(*(self._attempt(x.handler, event) for x in group))
             for failed in failures:
                 if failed is not None:
                     await self.deliver(failed)
@@ -121,31 +124,47 @@ class EventBus:
         """Run one handler with retries; a HandlerFailed when it gives up."""
         # Not repr(handler): a bound method's repr renders its whole owner, every event.
         name = getattr(handler, "__qualname__", None) or type(handler).__name__
+        try:
+            # The first attempt runs bare: tenacity's machinery costs more than most
+            # handlers, and nearly every call succeeds.
+            await handler(event)
+        except Exception as first:
+            if self.attempts <= 1:
+                return self._gave_up(name, event, first)
+            await asyncio.sleep(self.backoff_seconds)
+        else:
+            return None
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential(multiplier=self.backoff_seconds, max=30),
+            stop=stop_after_attempt(self.attempts - 1),
+            # Attempt k (from 2) waits backoff * 2**(k-1) after it fails, as one policy would.
+            wait=wait_exponential(multiplier=2 * self.backoff_seconds, max=30),
             reraise=False,
         )
         try:
             async for attempt in retrying:
                 with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        _LOGGER.info(
-                            "retrying event handler",
-                            extra={
-                                "handler": name,
-                                "event": event.EVENT,
-                                "attempt": attempt.retry_state.attempt_number,
-                            },
-                        )
+                    _LOGGER.info(
+                        "retrying event handler",
+                        extra={
+                            "handler": name,
+                            "event": event.EVENT,
+                            "attempt": attempt.retry_state.attempt_number + 1,
+                        },
+                    )
                     await handler(event)
         except RetryError as exc:
             error = exc.last_attempt.exception()
-            _LOGGER.warning(
-                "event handler gave up: %s",
-                error,
-                extra={"handler": name, "event": event.EVENT, "attempts": self.attempts},
-            )
-            if not isinstance(event, HandlerFailed):
-                return HandlerFailed(name, event, f"{type(error).__name__}: {error}", self.attempts)
+            return self._gave_up(name, event, error)
         return None
+
+    def _gave_up(
+        self, name: str, event: Event, error: BaseException | None
+    ) -> HandlerFailed | None:
+        _LOGGER.warning(
+            "event handler gave up: %s",
+            error,
+            extra={"handler": name, "event": event.EVENT, "attempts": self.attempts},
+        )
+        if isinstance(event, HandlerFailed):
+            return None
+        return HandlerFailed(name, event, f"{type(error).__name__}: {error}", self.attempts)
