@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import random
 import signal
 import sys
 import time
@@ -32,7 +31,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import islice, pairwise
 from typing import Any
-from unittest import mock
 
 import aiohttp
 from _load import (
@@ -95,9 +93,8 @@ def schedule(veo: VeoSettings, count: int = 40) -> Schedule:
         def pinned(a: float, b: float) -> float:
             return a if pick == "low" else b
 
-        with mock.patch.object(random, "uniform", pinned):  # veo.py calls random.uniform
-            gen = veo_provider.poll_delays(veo.poll_initial_seconds, veo.poll_max_seconds)
-            return list(islice(gen, count))
+        gen = veo_provider.poll_delays(veo.poll_initial_seconds, veo.poll_max_seconds, pinned)
+        return list(islice(gen, count))
 
     return Schedule(delays("low"), delays("high"))
 
@@ -279,6 +276,9 @@ async def bench(
             print(auth_line)
             launched = await launch(session, server, headers, fake, args)
             print_launch(launched, fake)
+            if args.settle_seconds > 0:
+                print(f"settling {args.settle_seconds:g} s before the window (polls space out)")
+                await asyncio.sleep(args.settle_seconds)
             measured = await sample_window(server, fake, args.wait_seconds)
             checked = check_polls(fake, schedule(veo))
             return launched, measured, checked, auth_line
@@ -327,7 +327,10 @@ def report(
         f" gap k between consecutive polls of one operation >= 0.75 x min(max, initial x 1.5^k)"
         f" = {lows}, ... s; so every gap >= poll_initial x (1 - 0.25) = {checked.first_floor:g} s"
     )
-    print(f"window: {w.seconds:.1f} s once {started} operations were in flight\n")
+    print(
+        f"window: {w.seconds:.1f} s, from {args.settle_seconds:g} s after {started} operations"
+        " were in flight\n"
+    )
     rows: list[list[Any]] = [
         ["operations in flight", f"{started} / {launched.requested}", "all",
          verdict(started == launched.requested)],
@@ -372,6 +375,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--operations", type=int, default=5000, help="Veo jobs to keep in flight")
     parser.add_argument("--wait-seconds", type=float, default=60.0, help="measured window (s)")
+    parser.add_argument(
+        "--settle-seconds", type=float, default=0.0,
+        help="wait this long after the launch before the window (0: measure at once, the "
+        "busiest phase, when every operation is young and polled most often)",
+    )  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=50, help="run-node calls at a time")
     parser.add_argument(
         "--launch-seconds", type=float, default=900.0, help="budget for sending the run-nodes"
@@ -396,7 +404,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    overall = args.launch_seconds + args.start_wait_seconds + args.wait_seconds + 900
+    overall = (
+        args.launch_seconds + args.start_wait_seconds + args.settle_seconds + args.wait_seconds
+        + 900
+    )  # fmt: skip
     install_signal_handlers(overall)
     raise_nofile()
     fake = FakeVeo()

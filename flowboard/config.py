@@ -61,6 +61,9 @@ class StorageSettings(_Section):
 class ExecutionSettings(_Section):
     max_concurrent_nodes: int = Field(default=4, ge=1)
     progress_min_interval_seconds: float = Field(default=0.25, ge=0)
+    # Estimated progress (a guess from elapsed time, e.g. Veo's) carries no news between
+    # polls; stored more often it costs writes, not information.
+    estimated_progress_interval_seconds: float = Field(default=10.0, ge=0)
     handler_attempts: int = Field(default=3, ge=1)
     handler_backoff_seconds: float = Field(default=0.2, ge=0)
     reaper_seconds: float = Field(default=30.0, gt=0)

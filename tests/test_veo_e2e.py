@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -41,7 +43,12 @@ def veo_settings(fake: FakeVeo, mode: str, **extra: Any) -> dict[str, Any]:
 
 
 async def veo_client(
-    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo, mode: str, **extra: Any
+    aiohttp_client: Factory,
+    make_settings: MakeSettings,
+    fake: FakeVeo,
+    mode: str,
+    estimated_every: float = 0.05,
+    **extra: Any,
 ) -> AppClient:
     settings = make_settings(
         providers={"default": "veo", "veo": veo_settings(fake, mode, **extra)},
@@ -51,6 +58,8 @@ async def veo_client(
             "provider_attempts": 8,
             "provider_backoff_seconds": 0.05,
             "provider_backoff_max_seconds": 0.2,
+            # Polls come every 0.05-0.2 s here, not 5-30 s: the same scale for this.
+            "estimated_progress_interval_seconds": estimated_every,
         },
     )
     client: AppClient = await aiohttp_client(create_app(settings))
@@ -167,6 +176,30 @@ async def test_progress_is_estimated_and_below_100_until_done(
     seen = [t["progress"] for t in tasks if t["status"] == "PROCESSING" and t["progressEstimated"]]
     assert len(seen) >= 2 and seen == sorted(seen) and max(seen) < 100
     assert tasks[-1]["status"] == "COMPLETED" and tasks[-1]["progress"] == 100
+
+
+async def test_estimated_progress_is_published_at_most_every_interval(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo, sse: Reader
+) -> None:
+    fake.default_script = Script(Outcome.SUCCESS, seconds_until_done=2.5)
+    client = await veo_client(
+        aiohttp_client, make_settings, fake, "gemini", estimated_every=0.8, typical_seconds=2.0
+    )
+    flow = await (await client.post(f"{API}/flows", json={"name": "p", "nodes": [NODE]})).json()
+    async with client.get(f"{API}/subscribe/{flow['id']}") as stream:
+        reader = sse(stream)
+        await reader.next()
+        await client.post(f"{API}/run-node", json={"flowId": flow["id"], "nodeId": "v"})
+        tasks: list[dict[str, Any]] = []
+        while not tasks or tasks[-1]["status"] in ("PENDING", "PROCESSING"):
+            frame = await reader.until(lambda f: f["event"] == "EXECUTION_UPDATE")
+            tasks.append(frame["data"]["tasks"]["v"])
+    estimated = [t for t in tasks if t["status"] == "PROCESSING" and t["progressEstimated"]]
+    polls = fake.count(Route.POLL)
+    assert 2 <= len(estimated) <= 4 < polls  # 2.5 s of polls every 0.05-0.2 s: > 12 polls
+    times = [datetime.fromisoformat(t["updatedAt"]) for t in estimated]
+    assert all((b - a).total_seconds() >= 0.8 for a, b in pairwise(times))
+    assert tasks[-1]["status"] == "COMPLETED"
 
 
 async def test_restart_resumes_polling_the_persisted_operation(

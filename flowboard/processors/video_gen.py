@@ -68,15 +68,20 @@ class _Reporter:
 
     processor: VideoGenNodeProcessor
     asset: GeneratedAsset
-    interval: float
-    last_sent: float = 0.0
+    settings: ExecutionSettings
+    last_sent: float = -math.inf
     best: float = 0.0
 
     async def __call__(self, progress: Progress) -> None:
         now = time.monotonic()
         # Whole percents: what a canvas shows, and each one stored costs two writes.
         percent = float(min(99, math.floor(progress.percent)))
-        if percent <= self.best or now - self.last_sent < self.interval:
+        interval = (
+            self.settings.estimated_progress_interval_seconds
+            if progress.estimated
+            else self.settings.progress_min_interval_seconds
+        )
+        if percent <= self.best or now - self.last_sent < interval:
             return
         self.best, self.last_sent = percent, now
         fields = {"progress": percent, "progressEstimated": progress.estimated}
@@ -220,7 +225,7 @@ class VideoGenNodeProcessor:
             if asset.storage_prefix is None:
                 await self.assets.set_fields(asset.id, {"storagePrefix": prefix})
             try:
-                reporter = _Reporter(self, asset, self.settings.progress_min_interval_seconds)
+                reporter = _Reporter(self, asset, self.settings)
 
                 async def follow_and_store() -> StoredVideo:
                     output = await provider.follow(operation, request, reporter)

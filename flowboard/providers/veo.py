@@ -59,13 +59,15 @@ def estimate_percent(elapsed: float, typical: float) -> float:
     return _PROGRESS_CEILING * (1.0 - math.exp(-max(0.0, elapsed) / typical))
 
 
-def poll_delays(initial: float, maximum: float) -> Iterator[float]:
+def poll_delays(
+    initial: float, maximum: float, jitter: Callable[[float, float], float] = random.uniform
+) -> Iterator[float]:
     """Yield growing, jittered poll intervals, never above `maximum`."""
     base = min(initial, maximum)
     while True:
         # Jitter keeps thousands of follows from polling in lock-step; downward only, so
         # the maximum holds and follows at the cap still spread out.
-        yield base * random.uniform(0.75, 1.0)
+        yield base * jitter(0.75, 1.0)
         base = min(maximum, base * 1.5)
 
 
