@@ -98,6 +98,38 @@ async def test_unknown_flow_is_404(client: AppClient) -> None:
     resp = await client.get(f"{API}/subscribe/flow_missing")
     assert resp.status == 404
     assert (await resp.json())["error"]["code"] == "flow_not_found"
+    assert "flow_missing" not in client.app[HUB].channels
+
+
+async def test_nothing_is_kept_for_a_flow_nobody_watches(client: AppClient) -> None:
+    flow_id = await _flow(client)
+    assert await _edits(client, flow_id) == [2, 3, 4, 5, 6]
+    assert flow_id not in client.app[HUB].channels
+
+
+async def test_an_id_of_a_swept_channel_gets_a_snapshot(client: AppClient, sse: Reader) -> None:
+    flow_id = await _flow(client)
+    url = f"{API}/flows/{flow_id}"
+    async with client.get(f"{API}/subscribe/{flow_id}") as resp:
+        reader = sse(resp)
+        await reader.next()
+        await client.post(f"{url}/nodes", json={"id": "a", "type": "prompt"})
+        seen = await reader.next()
+    hub = client.app[HUB]
+    for _ in range(50):  # the stream's end is noticed by the server a moment later
+        if hub.channels[flow_id].subscribers == 0:
+            break
+        await asyncio.sleep(0.02)
+    hub.idle_seconds = 0
+    assert hub.sweep() == 1
+    for i in range(3):  # the new channel's sequence restarts below the client's id
+        await client.patch(f"{url}/nodes/a", json={"data": {"text": f"t{i}"}})
+    async with client.get(
+        f"{API}/subscribe/{flow_id}", headers={"Last-Event-ID": seen["id"]}
+    ) as resp:
+        snap = await sse(resp).next()
+    assert snap["event"] == "SYNC_CANVAS" and snap["data"]["revision"] == 5
+    assert snap["data"]["nodes"][0]["data"]["text"] == "t2"
 
 
 async def test_heartbeat_and_dropped_clients_leave_nothing(

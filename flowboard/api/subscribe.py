@@ -46,9 +46,8 @@ async def _start(
     request: web.Request, resp: EventSourceResponse, channel: FlowChannel, flow: Flow
 ) -> int:
     """Replay what a reconnecting client missed, or send a snapshot."""
-    hub = request.app[HUB]
     header = request.headers.get("Last-Event-ID") or request.query.get("lastEventId")
-    last = hub.parse_last_event_id(header)
+    last = channel.parse_last_event_id(header)
     missed = None if last is None else channel.since(last)
     if last is None or missed is None:
         return await _send_snapshot(request, resp, channel, flow)
@@ -94,9 +93,16 @@ async def _follow(
 
 async def subscribe(request: web.Request) -> web.StreamResponse:
     flow_id = request.match_info["flowId"]
-    flow = await request.app[CANVAS].get(org_id(request), flow_id)  # 404 before streaming
+    # The channel first: changes from here on are kept for us, so the flow read next
+    # (the snapshot) misses nothing.
+    hub = request.app[HUB]
+    channel = hub.channel(flow_id)
+    try:
+        flow = await request.app[CANVAS].get(org_id(request), flow_id)  # 404 before streaming
+    except FlowNotFound:
+        hub.forget_unused(flow_id)
+        raise
     heartbeat = request.app[SETTINGS].sse.heartbeat_seconds
-    channel = request.app[HUB].channel(flow_id)
     resp = EventSourceResponse(ping_interval=heartbeat)
     # The channel writes whole HTTP chunks to this transport; SSE is never compressed.
     sink = channel.attach(None, channel.seq)

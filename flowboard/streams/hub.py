@@ -143,6 +143,15 @@ class FlowChannel:
         for sink in self.sinks:
             sink.wake()
 
+    def parse_last_event_id(self, value: str | None) -> int | None:
+        """The sequence number of an id this channel issued, else None (send a snapshot)."""
+        if not value:
+            return None
+        epoch, _, seq = value.partition(".")
+        if epoch != self.epoch or not seq.isdigit():
+            return None
+        return int(seq)
+
     def since(self, seq: int) -> list[StreamEvent] | None:
         """Events after `seq`, or None when some of them have left the buffer."""
         if seq >= self.seq:
@@ -161,25 +170,35 @@ class StreamHub:
     idle_seconds: float = 600.0
     epoch: str = field(default_factory=lambda: secrets.token_hex(4))
     channels: dict[str, FlowChannel] = field(default_factory=dict)
+    _made: int = 0
 
     def channel(self, flow_id: str) -> FlowChannel:
+        """The flow's channel, made when a subscriber comes."""
         found = self.channels.get(flow_id)
         if found is None or found.closed:
-            found = FlowChannel(flow_id, self.epoch, self.capacity)
+            # Ids carry the channel's own epoch: one made anew (after a sweep) starts its
+            # sequence again, and an id of the old one must get a snapshot, not a replay.
+            self._made += 1
+            found = FlowChannel(flow_id, f"{self.epoch}-{self._made}", self.capacity)
             self.channels[flow_id] = found
         return found
 
-    def publish(self, flow_id: str, event: StreamEventType, payload: Any) -> StreamEvent:
-        return self.channel(flow_id).publish(event, payload)
+    def publish(self, flow_id: str, event: StreamEventType, payload: Any) -> StreamEvent | None:
+        """Send to the flow's subscribers; nothing is kept for a flow nobody watches.
 
-    def parse_last_event_id(self, value: str | None) -> int | None:
-        """Return the sequence number of an id issued by this process, else None."""
-        if not value:
+        (A subscriber starts from a snapshot, so buffering for unwatched flows, most of
+        them when thousands of jobs run, would only cost memory and CPU.)
+        """
+        found = self.channels.get(flow_id)
+        if found is None or found.closed:
             return None
-        epoch, _, seq = value.partition(".")
-        if epoch != self.epoch or not seq.isdigit():
-            return None
-        return int(seq)
+        return found.publish(event, payload)
+
+    def forget_unused(self, flow_id: str) -> None:
+        """Drop a channel that never had a subscriber nor an event (a refused subscribe)."""
+        found = self.channels.get(flow_id)
+        if found is not None and not found.sinks and found.seq == 0:
+            del self.channels[flow_id]
 
     def close(self) -> None:
         for channel in self.channels.values():
