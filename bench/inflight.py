@@ -430,7 +430,8 @@ def main() -> None:
     print(
         f"{args.operations} operations (FakeVeo, never done), launched {args.concurrency} at a "
         f"time; veo poll_initial {veo.poll_initial_seconds:g} s, poll_max "
-        f"{veo.poll_max_seconds:g} s (config.toml defaults), deadline {veo.deadline_seconds:g} s"
+        f"{veo.poll_max_seconds:g} s (config.toml, or --server-env), "
+        f"deadline {veo.deadline_seconds:g} s"
     )
     extra = {k: v for k, v in env.items() if "API_KEY" not in k}
     print("server env: " + " ".join(f"{k}={v}" for k, v in extra.items()))
