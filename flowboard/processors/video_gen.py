@@ -64,13 +64,20 @@ OUTPUT_OFFSET_X = 360.0
 
 @dataclass
 class _Reporter:
-    """Throttled, monotonic, whole-percent progress of one job: asset first, then the bus."""
+    """Throttled, monotonic, whole-percent progress of one job: asset first, then the bus.
+
+    Reporting never waits for the database: a write runs in the background and, while
+    it is in flight, newer progress replaces what waits for the next one. So a slow
+    database makes progress coarser, never the provider's polls later.
+    """
 
     processor: VideoGenNodeProcessor
     asset: GeneratedAsset
     settings: ExecutionSettings
     last_sent: float = -math.inf
     best: float = 0.0
+    _waiting: Progress | None = None
+    _writer: asyncio.Task[None] | None = None
 
     async def __call__(self, progress: Progress) -> None:
         now = time.monotonic()
@@ -84,12 +91,34 @@ class _Reporter:
         if percent <= self.best or now - self.last_sent < interval:
             return
         self.best, self.last_sent = percent, now
-        fields = {"progress": percent, "progressEstimated": progress.estimated}
-        await self.processor.assets.set_fields(self.asset.id, fields)
-        self.asset = self.asset.model_copy(
-            update={"progress": percent, "progress_estimated": progress.estimated}
-        )
-        self.processor.publish(self.asset)
+        self._waiting = Progress(percent, progress.estimated)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name=f"progress:{self.asset.id}")
+
+    async def _write(self) -> None:
+        while (progress := self._waiting) is not None:
+            self._waiting = None
+            fields = {"progress": progress.percent, "progressEstimated": progress.estimated}
+            try:
+                await self.processor.assets.set_fields(self.asset.id, fields)
+            except PyMongoError as exc:  # the next report tries again; the job goes on
+                _LOGGER.warning("progress not stored: %s", exc, extra={"asset_id": self.asset.id})
+                continue
+            self.asset = self.asset.model_copy(
+                update={"progress": progress.percent, "progress_estimated": progress.estimated}
+            )
+            self.processor.publish(self.asset)
+
+    async def flush(self) -> None:
+        """Wait for the progress still being stored (before the job's final write)."""
+        if self._writer is not None:
+            await self._writer
+
+    def close(self) -> None:
+        """The job ended: progress not yet stored no longer matters."""
+        self._waiting = None
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
 
 
 @dataclass
@@ -224,15 +253,17 @@ class VideoGenNodeProcessor:
             prefix = asset.storage_prefix or new_prefix(asset.id)
             if asset.storage_prefix is None:
                 await self.assets.set_fields(asset.id, {"storagePrefix": prefix})
+            reporter = _Reporter(self, asset, self.settings)
             try:
-                reporter = _Reporter(self, asset, self.settings)
 
                 async def follow_and_store() -> StoredVideo:
                     output = await provider.follow(operation, request, reporter)
                     return await store_video(self.storage, output, asset.id, self.work_dir, prefix)
 
                 stored = await self._with_retries(job, asset, follow_and_store)
+                await reporter.flush()  # progress events before the completion's
             finally:
+                reporter.close()
                 self._operations.pop(asset.id, None)
         fields: dict[str, Any] = {
             "status": AssetStatus.COMPLETED.value,
