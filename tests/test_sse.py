@@ -54,14 +54,19 @@ async def test_one_sync_canvas_per_change_in_order(client: AppClient, sse: Reade
     assert [n["id"] for n in frames[4]["data"]["nodes"]] == ["b"]
 
 
-async def test_reconnect_replays_exactly_the_missed_events(client: AppClient, sse: Reader) -> None:
+async def _seen_one_edit(client: AppClient, sse: Reader) -> tuple[str, dict[str, Any]]:
+    """A new flow, and the frame a subscriber saw for adding node 'a' (then it left)."""
     flow_id = await _flow(client)
-    url = f"{API}/flows/{flow_id}"
     async with client.get(f"{API}/subscribe/{flow_id}") as resp:
         reader = sse(resp)
         await reader.next()
-        await client.post(f"{url}/nodes", json={"id": "a", "type": "prompt"})
-        seen = await reader.next()
+        await client.post(f"{API}/flows/{flow_id}/nodes", json={"id": "a", "type": "prompt"})
+        return flow_id, await reader.next()
+
+
+async def test_reconnect_replays_exactly_the_missed_events(client: AppClient, sse: Reader) -> None:
+    flow_id, seen = await _seen_one_edit(client, sse)
+    url = f"{API}/flows/{flow_id}"
     for i in range(3):  # missed while disconnected
         await client.patch(f"{url}/nodes/a", json={"data": {"text": f"t{i}"}})
     headers = {"Last-Event-ID": seen["id"]}
@@ -108,13 +113,8 @@ async def test_nothing_is_kept_for_a_flow_nobody_watches(client: AppClient) -> N
 
 
 async def test_an_id_of_a_swept_channel_gets_a_snapshot(client: AppClient, sse: Reader) -> None:
-    flow_id = await _flow(client)
+    flow_id, seen = await _seen_one_edit(client, sse)
     url = f"{API}/flows/{flow_id}"
-    async with client.get(f"{API}/subscribe/{flow_id}") as resp:
-        reader = sse(resp)
-        await reader.next()
-        await client.post(f"{url}/nodes", json={"id": "a", "type": "prompt"})
-        seen = await reader.next()
     hub = client.app[HUB]
     for _ in range(50):  # the stream's end is noticed by the server a moment later
         if hub.channels[flow_id].subscribers == 0:

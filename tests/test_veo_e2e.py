@@ -159,11 +159,8 @@ async def test_deadline_fails_with_timeout_and_cancels_at_provider(
     assert fake.cancels == [(await asset_of(client, done))["operationId"]]
 
 
-async def test_progress_is_estimated_and_below_100_until_done(
-    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo, sse: Reader
-) -> None:
-    fake.default_script = Script(Outcome.SUCCESS, seconds_until_done=1.5)
-    client = await veo_client(aiohttp_client, make_settings, fake, "gemini", typical_seconds=2.0)
+async def task_updates_of_a_run(client: AppClient, sse: Reader) -> list[dict[str, Any]]:
+    """Run NODE in a new flow; every state of its task seen on SSE, up to a terminal one."""
     flow = await (await client.post(f"{API}/flows", json={"name": "p", "nodes": [NODE]})).json()
     async with client.get(f"{API}/subscribe/{flow['id']}") as stream:
         reader = sse(stream)
@@ -173,6 +170,15 @@ async def test_progress_is_estimated_and_below_100_until_done(
         while not tasks or tasks[-1]["status"] in ("PENDING", "PROCESSING"):
             frame = await reader.until(lambda f: f["event"] == "EXECUTION_UPDATE")
             tasks.append(frame["data"]["tasks"]["v"])
+    return tasks
+
+
+async def test_progress_is_estimated_and_below_100_until_done(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo, sse: Reader
+) -> None:
+    fake.default_script = Script(Outcome.SUCCESS, seconds_until_done=1.5)
+    client = await veo_client(aiohttp_client, make_settings, fake, "gemini", typical_seconds=2.0)
+    tasks = await task_updates_of_a_run(client, sse)
     seen = [t["progress"] for t in tasks if t["status"] == "PROCESSING" and t["progressEstimated"]]
     assert len(seen) >= 2 and seen == sorted(seen) and max(seen) < 100
     assert tasks[-1]["status"] == "COMPLETED" and tasks[-1]["progress"] == 100
@@ -185,15 +191,7 @@ async def test_estimated_progress_is_published_at_most_every_interval(
     client = await veo_client(
         aiohttp_client, make_settings, fake, "gemini", estimated_every=0.8, typical_seconds=2.0
     )
-    flow = await (await client.post(f"{API}/flows", json={"name": "p", "nodes": [NODE]})).json()
-    async with client.get(f"{API}/subscribe/{flow['id']}") as stream:
-        reader = sse(stream)
-        await reader.next()
-        await client.post(f"{API}/run-node", json={"flowId": flow["id"], "nodeId": "v"})
-        tasks: list[dict[str, Any]] = []
-        while not tasks or tasks[-1]["status"] in ("PENDING", "PROCESSING"):
-            frame = await reader.until(lambda f: f["event"] == "EXECUTION_UPDATE")
-            tasks.append(frame["data"]["tasks"]["v"])
+    tasks = await task_updates_of_a_run(client, sse)
     estimated = [t for t in tasks if t["status"] == "PROCESSING" and t["progressEstimated"]]
     polls = fake.count(Route.POLL)
     assert 2 <= len(estimated) <= 4 < polls  # 2.5 s of polls every 0.05-0.2 s: > 12 polls

@@ -106,8 +106,16 @@ class BatchedCollection:
             return _insert_outcomes(len(docs), exc)
         return _insert_outcomes(len(docs), None)
 
+    async def get_in_org(self, doc_id: Any, org_id: str) -> Document | None:
+        """The document with this `_id` if it belongs to the organisation, else None."""
+        doc = await self.get(doc_id)
+        return doc if doc is not None and doc.get("orgId") == org_id else None
+
+    async def _by_ids(self, ids: list[Any]) -> dict[Any, Document]:
+        return {d["_id"]: d async for d in self.collection.find({"_id": {"$in": ids}})}
+
     async def _find_many(self, ids: list[Any]) -> list[Document | BaseException | None]:
-        found = {d["_id"]: d async for d in self.collection.find({"_id": {"$in": ids}})}
+        found = await self._by_ids(ids)
         return [found.get(doc_id) for doc_id in ids]
 
     async def _update_many(
@@ -122,6 +130,5 @@ class BatchedCollection:
         if result.matched_count == len(ops):
             return [True] * len(ops)
         # Which ones missed is not reported: the ones that hit now hold the new version.
-        ids = [doc["_id"] for doc, _ in ops]
-        stored = {d["_id"]: d async for d in self.collection.find({"_id": {"$in": ids}})}
+        stored = await self._by_ids([doc["_id"] for doc, _ in ops])
         return [stored.get(doc["_id"], {}).get(name) == doc[name] for doc, name in ops]

@@ -281,8 +281,10 @@ class ExecutionEngine:
             if execution is None or execution.status.terminal:
                 return
             for node_id, task in execution.tasks.items():
+                if task.status is not TaskStatus.PENDING:
+                    continue
                 blocked = self._blocked_by(execution, task)
-                if task.status is TaskStatus.PENDING and blocked is not None:
+                if blocked is not None:
                     await self._end_downstream(execution, node_id, blocked)
             for node_id in self._startable(execution):
                 await self._start(execution, node_id)

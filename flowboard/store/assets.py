@@ -23,8 +23,8 @@ class AssetStore:
         await self.database.batched("assets").insert(to_doc(asset))
 
     async def get(self, org_id: str, asset_id: str) -> GeneratedAsset | None:
-        doc = await self.database.batched("assets").get(asset_id)
-        return None if doc is None or doc.get("orgId") != org_id else from_doc(GeneratedAsset, doc)
+        doc = await self.database.batched("assets").get_in_org(asset_id, org_id)
+        return None if doc is None else from_doc(GeneratedAsset, doc)
 
     async def get_any(self, asset_id: str) -> GeneratedAsset | None:
         """Look up by id alone: for internal resume and provider callbacks only."""

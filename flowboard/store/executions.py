@@ -26,8 +26,8 @@ class ExecutionStore:
         return execution
 
     async def get(self, org_id: str, execution_id: str) -> Execution | None:
-        doc = await self.database.batched("executions").get(execution_id)
-        return None if doc is None or doc.get("orgId") != org_id else from_doc(Execution, doc)
+        doc = await self.database.batched("executions").get_in_org(execution_id, org_id)
+        return None if doc is None else from_doc(Execution, doc)
 
     async def get_any(self, execution_id: str) -> Execution | None:
         """Look up by id alone: for the engine's internal bookkeeping only."""

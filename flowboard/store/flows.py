@@ -32,8 +32,8 @@ class FlowStore:
         await self.database.flows.insert_one(to_doc(flow))
 
     async def get(self, org_id: str, flow_id: str) -> Flow | None:
-        doc = await self.database.batched("flows").get(flow_id)
-        return None if doc is None or doc.get("orgId") != org_id else _from_doc(doc)
+        doc = await self.database.batched("flows").get_in_org(flow_id, org_id)
+        return None if doc is None else _from_doc(doc)
 
     async def list(self, org_id: str, offset: int, limit: int) -> FlowPage:
         query = {"orgId": org_id}
