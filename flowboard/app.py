@@ -37,7 +37,6 @@ from flowboard.keys import (
     WEBHOOKS,
 )
 from flowboard.metrics import Metrics
-from flowboard.mirror.firestore import FirestoreMirror
 from flowboard.processors.inputs import InputResolver
 from flowboard.processors.video_gen import VideoGenNodeProcessor
 from flowboard.providers.registry import open_providers
@@ -102,11 +101,14 @@ async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _mirror_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS].firestore
-    mirror = FirestoreMirror(settings) if settings.enabled else None
-    app[MIRROR] = mirror
-    if mirror is None:
+    if not settings.enabled:
+        app[MIRROR] = None
         yield
         return
+    from flowboard.mirror.firestore import FirestoreMirror  # ~30 MB of gRPC only when on
+
+    mirror = FirestoreMirror(settings)
+    app[MIRROR] = mirror
     await mirror.start()
     try:
         yield

@@ -64,6 +64,9 @@ class ExecutionSettings(_Section):
     # Estimated progress (a guess from elapsed time, e.g. Veo's) carries no news between
     # polls; stored more often it costs writes, not information.
     estimated_progress_interval_seconds: float = Field(default=10.0, ge=0)
+    # ... and only once it has grown by this many points: late in a run the guess creeps
+    # up by a point a poll, which would be two writes and two events a poll for a hint.
+    estimated_progress_step: float = Field(default=5.0, ge=0, le=100)
     handler_attempts: int = Field(default=3, ge=1)
     handler_backoff_seconds: float = Field(default=0.2, ge=0)
     reaper_seconds: float = Field(default=30.0, gt=0)

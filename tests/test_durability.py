@@ -109,6 +109,36 @@ async def test_provider_deadline_ends_task_with_timeout(
     assert task["status"] == "FAILED" and task["error"]["code"] == "timeout"
 
 
+async def test_reaper_redrives_a_processing_task_without_a_job(
+    aiohttp_client: Callable[..., Any], make_settings: MakeSettings
+) -> None:
+    settings = make_settings(execution={"reaper_seconds": 0.2})
+    client: AppClient = await aiohttp_client(create_app(settings))
+    flow_id = await make_flow(client, [video("v")], [])
+    started = await (
+        await client.post(f"{API}/run-node", json={"flowId": flow_id, "nodeId": "v"})
+    ).json()
+    first = await wait_execution(client, started["id"])
+    asset_id = first["tasks"]["v"]["outputAssetId"]
+    # What a job that died mid-run leaves behind: its task and asset still PROCESSING.
+    db = client.app[DATABASE]
+    await db.assets.update_one(
+        {"_id": asset_id}, {"$set": {"status": "PROCESSING", "progress": 40.0}}
+    )
+    await db.executions.update_one(
+        {"_id": first["id"]},
+        {
+            "$set": {"status": "PROCESSING", "tasks.v.status": "PROCESSING"},
+            "$inc": {"version": 1},
+        },
+    )
+    done = await wait_execution(client, first["id"], timeout=20)
+    assert done["status"] == "COMPLETED" and done["tasks"]["v"]["progress"] == 100
+    await wait_asset(client, asset_id, "COMPLETED")
+    metrics = await (await client.get("/metrics")).text()
+    assert 'flowboard_jobs_reaped_total{node_type="video_gen"} 1.0' in metrics
+
+
 async def test_retry_reruns_failed_nodes_and_reuses_completed(client: AppClient) -> None:
     nodes = [
         {"id": "img", "type": "asset", "data": {"assetId": "asset_missing"}},

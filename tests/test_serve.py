@@ -162,3 +162,37 @@ def test_serves_on_the_configured_event_loop(
     serving = [line for line in lines if line.get("msg") == "serving"]
     assert len(serving) == 1, lines
     assert serving[0]["event_loop"].split(".")[0] == module
+
+
+_STARTUP_MODULES = """
+import asyncio, json, sys
+from aiohttp import web
+from flowboard.app import create_app
+from flowboard.config import load_settings
+
+async def main() -> None:
+    runner = web.AppRunner(create_app(load_settings(None)))
+    await runner.setup()  # every start-up context: database, storage, providers, mirror
+    try:
+        optional = ("google.genai", "google.cloud.firestore", "grpc", "aioboto3")
+        print(json.dumps([name for name in optional if name in sys.modules]))
+    finally:
+        await runner.cleanup()
+
+asyncio.run(main())
+"""
+
+
+def test_backends_not_configured_are_not_loaded(
+    tmp_path: Path, mongo_server: str, mongo_db_name: str
+) -> None:
+    """Veo, Firestore and S3 cost ~90 MB of RSS; a default set-up loads none of them."""
+    env = _env(
+        tmp_path, FLOWBOARD_DATABASE__URI=mongo_server, FLOWBOARD_DATABASE__NAME=mongo_db_name
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _STARTUP_MODULES],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

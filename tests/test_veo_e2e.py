@@ -48,6 +48,7 @@ async def veo_client(
     fake: FakeVeo,
     mode: str,
     estimated_every: float = 0.05,
+    estimated_step: float = 5.0,
     **extra: Any,
 ) -> AppClient:
     settings = make_settings(
@@ -60,6 +61,7 @@ async def veo_client(
             "provider_backoff_max_seconds": 0.2,
             # Polls come every 0.05-0.2 s here, not 5-30 s: the same scale for this.
             "estimated_progress_interval_seconds": estimated_every,
+            "estimated_progress_step": estimated_step,
         },
     )
     client: AppClient = await aiohttp_client(create_app(settings))
@@ -198,6 +200,22 @@ async def test_estimated_progress_is_published_at_most_every_interval(
     times = [datetime.fromisoformat(t["updatedAt"]) for t in estimated]
     assert all((b - a).total_seconds() >= 0.8 for a, b in pairwise(times))
     assert tasks[-1]["status"] == "COMPLETED"
+
+
+async def test_estimated_progress_is_stored_in_steps(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo, sse: Reader
+) -> None:
+    fake.default_script = Script(Outcome.SUCCESS, seconds_until_done=3.0)
+    client = await veo_client(
+        aiohttp_client, make_settings, fake, "gemini", estimated_every=0.0,
+        estimated_step=30.0, typical_seconds=2.0,
+    )  # fmt: skip
+    tasks = await task_updates_of_a_run(client, sse)
+    seen = [t["progress"] for t in tasks if t["status"] == "PROCESSING" and t["progressEstimated"]]
+    # 3 s of polls every 0.05-0.2 s, the guess reaching ~74 %: at 30, 60 (and no more).
+    assert 1 <= len(seen) <= 2 < fake.count(Route.POLL)
+    assert seen[0] >= 30 and all(b - a >= 30 for a, b in pairwise(seen))
+    assert tasks[-1]["status"] == "COMPLETED" and tasks[-1]["progress"] == 100
 
 
 async def test_restart_resumes_polling_the_persisted_operation(

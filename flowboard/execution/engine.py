@@ -405,16 +405,18 @@ class ExecutionEngine:
     async def reap(self) -> int:
         """End or re-drive PROCESSING tasks that no job of this process is running."""
         reaped = 0
-        for execution in await self.store.active():
-            for node_id, task in execution.tasks.items():
-                key = f"{execution.id}:{node_id}"
-                if task.status is not TaskStatus.PROCESSING or self.runner.running(key):
-                    continue
-                job = await self._job(execution, node_id)
-                if job is not None and task.output_asset_id:
-                    await self.processors[job.node.type].resume(job, task.output_asset_id)
-                    self.metrics.reaped.labels(task.node_type).inc()
-                    reaped += 1
+        for execution_id, node_id in await self.store.processing_tasks():
+            if self.runner.running(f"{execution_id}:{node_id}"):
+                continue
+            execution = await self.store.get_any(execution_id)  # now, not as listed
+            task = execution.tasks.get(node_id) if execution is not None else None
+            if execution is None or task is None or task.status is not TaskStatus.PROCESSING:
+                continue
+            job = await self._job(execution, node_id)
+            if job is not None and task.output_asset_id:
+                await self.processors[job.node.type].resume(job, task.output_asset_id)
+                self.metrics.reaped.labels(task.node_type).inc()
+                reaped += 1
         return reaped
 
     async def resume(self) -> int:

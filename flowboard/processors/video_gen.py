@@ -83,12 +83,13 @@ class _Reporter:
         now = time.monotonic()
         # Whole percents: what a canvas shows, and each one stored costs two writes.
         percent = float(min(99, math.floor(progress.percent)))
-        interval = (
-            self.settings.estimated_progress_interval_seconds
-            if progress.estimated
-            else self.settings.progress_min_interval_seconds
-        )
-        if percent <= self.best or now - self.last_sent < interval:
+        settings = self.settings
+        if progress.estimated:
+            interval = settings.estimated_progress_interval_seconds
+            floor = self.best + max(1.0, settings.estimated_progress_step)
+        else:
+            interval, floor = settings.progress_min_interval_seconds, self.best + 1.0
+        if percent < floor or now - self.last_sent < interval:
             return
         self.best, self.last_sent = percent, now
         self._waiting = Progress(percent, progress.estimated)
@@ -96,6 +97,12 @@ class _Reporter:
             self._writer = asyncio.create_task(self._write(), name=f"progress:{self.asset.id}")
 
     async def _write(self) -> None:
+        try:
+            await self._write_waiting()
+        finally:
+            self._writer = None  # a finished task kept per job adds up over thousands
+
+    async def _write_waiting(self) -> None:
         while (progress := self._waiting) is not None:
             self._waiting = None
             fields = {"progress": progress.percent, "progressEstimated": progress.estimated}

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from flowboard.config import Settings
 from flowboard.providers.base import InvalidVideoRequest, VideoProvider
 from flowboard.providers.local import LocalProvider
-from flowboard.providers.veo import VeoProvider
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,10 +42,15 @@ class ProviderRegistry:
 
 
 def _optional_providers(settings: Settings) -> dict[str, VideoProvider]:
-    """Veo and ComfyUI, when their settings make them usable."""
+    """Veo and ComfyUI, when their settings make them usable.
+
+    Imported only then: google-genai alone adds ~55 MB to the process.
+    """
     found: dict[str, VideoProvider] = {}
     veo = settings.providers.veo
     if veo.api_key or veo.project:
+        from flowboard.providers.veo import VeoProvider
+
         # One retry policy per job lives in the processor, where attempts are recorded.
         found["veo"] = VeoProvider(veo, attempts=1)
     if settings.providers.comfyui.url:

@@ -282,6 +282,7 @@ class VeoProvider:
                 elapsed = time.monotonic() - started
                 percent = estimate_percent(elapsed, settings.typical_seconds)
                 await report(Progress(percent, estimated=True))
+            del polled  # a model per sleeping follow, thousands of them, for nothing
             await asyncio.sleep(next(delays))
 
     async def _poll(

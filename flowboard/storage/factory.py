@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from flowboard.config import Settings
 from flowboard.storage.base import Storage, StorageBackend
 from flowboard.storage.local import LocalStorage
-from flowboard.storage.s3 import S3Storage
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -20,6 +19,8 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
     """Yield the configured storage, open for the block and closed after it."""
     cfg = settings.storage
     if StorageBackend(cfg.backend) is StorageBackend.S3:
+        from flowboard.storage.s3 import S3Storage  # aioboto3 only when configured
+
         async with S3Storage(cfg) as storage:
             await storage.ensure_bucket()
             _LOGGER.info("storage backend=s3 bucket=%s", storage.bucket)

@@ -10,7 +10,7 @@ from pymongo.errors import DuplicateKeyError
 
 from flowboard.db.database import Database
 from flowboard.db.documents import from_doc, to_doc
-from flowboard.execution.model import ACTIVE, Execution
+from flowboard.execution.model import ACTIVE, Execution, TaskStatus
 
 
 @dataclass
@@ -71,6 +71,21 @@ class ExecutionStore:
         return await self.database.batched("executions").replace_if_version(
             to_doc(execution), "version"
         )
+
+    async def processing_tasks(self) -> list[tuple[str, str]]:
+        """(execution id, node id) of every PROCESSING task that has an output asset.
+
+        Read without building models: the reaper asks this every pass, and with
+        thousands of jobs running nearly every answer is "its job is alive".
+        """
+        query = {"status": {"$in": [s.value for s in ACTIVE]}}
+        cursor = self.database.executions.find(query, {"tasks": 1})
+        return [
+            (doc["_id"], node_id)
+            async for doc in cursor
+            for node_id, task in doc.get("tasks", {}).items()
+            if task.get("status") == TaskStatus.PROCESSING.value and task.get("outputAssetId")
+        ]
 
     async def active(self) -> list[Execution]:
         """Every execution not yet finished, across organisations (for resume at start-up)."""
