@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import re
 import sys
@@ -17,6 +18,10 @@ from flowboard.config import ConfigError, Settings, load_settings
 from flowboard.log import configure_logging
 
 _LOGGER = logging.getLogger(__name__)
+
+# Collections of the youngest generation come after this many new container objects
+# (CPython's default is 700). See settle_gc().
+GC_YOUNG_THRESHOLD = 20_000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,11 +73,27 @@ def _event_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+async def settle_gc(app: web.Application) -> None:
+    """Once started, keep the collector off what lives as long as the process.
+
+    With thousands of jobs in flight, a full collection walked ~1.5 M objects (650 ms)
+    every ~10 s: the start-up heap (modules, classes, schemas) is frozen out of it, and
+    a larger young generation lets a poll's short-lived objects die before they are
+    promoted, which is what kept triggering the full collections.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+    _LOGGER.info("garbage collector settled", extra={"frozen": gc.get_freeze_count()})
+
+
 def serve(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM, then shut down gracefully."""
     from flowboard.app import create_app
 
     app = create_app(settings)
+    app.on_startup.append(settle_gc)  # after the start-up contexts, imports included
     loop = _event_loop(settings.server.event_loop)
     _LOGGER.info(
         "serving",

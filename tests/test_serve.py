@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -15,7 +16,9 @@ from typing import Any
 
 import psutil
 import pytest
+from aiohttp import web
 
+from flowboard.cli import GC_YOUNG_THRESHOLD, settle_gc
 from tests.servers._process import free_port
 
 FLOWBOARD = [sys.executable, "-m", "flowboard"]
@@ -196,3 +199,14 @@ def test_backends_not_configured_are_not_loaded(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+async def test_settle_gc_freezes_the_startup_heap_and_widens_the_young_generation() -> None:
+    before = gc.get_threshold()
+    try:
+        await settle_gc(web.Application())
+        assert gc.get_freeze_count() > 10_000  # this interpreter's modules, classes …
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

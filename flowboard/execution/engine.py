@@ -405,19 +405,35 @@ class ExecutionEngine:
     async def reap(self) -> int:
         """End or re-drive PROCESSING tasks that no job of this process is running."""
         reaped = 0
-        for execution_id, node_id in await self.store.processing_tasks():
-            if self.runner.running(f"{execution_id}:{node_id}"):
-                continue
-            execution = await self.store.get_any(execution_id)  # now, not as listed
-            task = execution.tasks.get(node_id) if execution is not None else None
-            if execution is None or task is None or task.status is not TaskStatus.PROCESSING:
-                continue
+        for execution_id in await self.store.active_ids():
+            live = self._live.get(execution_id)
+            if live is not None and not self._orphans(live):
+                continue  # the usual case, thousands of times a pass: every job is running
+            execution = await self.store.get_any(execution_id)  # as stored, not as we think
+            if execution is not None:
+                reaped += await self._redrive(execution)
+        return reaped
+
+    async def _redrive(self, execution: Execution) -> int:
+        """Resume the orphaned tasks of one execution; return how many."""
+        redriven = 0
+        for node_id in self._orphans(execution):
+            task = execution.tasks[node_id]
             job = await self._job(execution, node_id)
             if job is not None and task.output_asset_id:
                 await self.processors[job.node.type].resume(job, task.output_asset_id)
                 self.metrics.reaped.labels(task.node_type).inc()
-                reaped += 1
-        return reaped
+                redriven += 1
+        return redriven
+
+    def _orphans(self, execution: Execution) -> list[str]:
+        """Nodes of PROCESSING tasks that no job of this process is running."""
+        return [
+            node_id
+            for node_id, task in execution.tasks.items()
+            if task.status is TaskStatus.PROCESSING
+            and not self.runner.running(f"{execution.id}:{node_id}")
+        ]
 
     async def resume(self) -> int:
         """Pick up every unfinished execution after a start-up; return how many tasks."""
