@@ -66,8 +66,10 @@ async def until_done(ws: WsClient, prompt_id: str) -> list[Json]:
         frame = await receive(ws)
         frames.append(frame)
         data = frame["data"]
-        if frame["type"] == "executing" and data["node"] is None and (
-            data["prompt_id"] == prompt_id
+        if (
+            frame["type"] == "executing"
+            and data["node"] is None
+            and (data["prompt_id"] == prompt_id)
         ):
             return frames
 
@@ -148,8 +150,10 @@ async def test_text_to_video_full_run(
         prompt_id = await submit(session, fake, workflow("text_to_video"), "alice")
         frames = await until_done(ws, prompt_id)
 
-    node_frames = {"3": ["progress_state", "executing", *["progress"] * 20, "progress_state"],
-                   "10": ["progress_state", "executing", "executed", "progress_state"]}
+    node_frames = {
+        "3": ["progress_state", "executing", *["progress"] * 20, "progress_state"],
+        "10": ["progress_state", "executing", "executed", "progress_state"],
+    }
     expected = ["status", "status", "status", "execution_start", "execution_cached"]
     for node in T2V_ORDER:
         expected += node_frames.get(node, ["progress_state", "executing", "progress_state"])
@@ -186,7 +190,10 @@ async def test_text_to_video_full_run(
     assert entry["prompt"][1] == prompt_id and entry["prompt"][3] == {"client_id": "alice"}
     assert entry["prompt"][4] == ["10"]
     assert [m[0] for m in entry["status"]["messages"]] == [
-        "execution_start", "execution_cached", "execution_success"]
+        "execution_start",
+        "execution_cached",
+        "execution_success",
+    ]
 
     count, width, height, codec, fps, _ = await asyncio.to_thread(
         decode, await fetch_video(session, fake, image, tmp_path / "t2v.mp4")
@@ -211,7 +218,8 @@ async def test_image_to_video_starts_from_the_uploaded_image(
     steps = [i for i, f in enumerate(frames) if f["type"] == "progress"]
     before = [frames[i - 1]["data"]["nodes"]["3"] for i in steps]
     assert [(s["value"], s["max"], s["state"]) for s in before] == [
-        (v, 12, "running") for v in range(1, 13)]
+        (v, 12, "running") for v in range(1, 13)
+    ]
     image = next(f["data"] for f in frames if f["type"] == "executed")["output"]["images"][0]
     count, width, height, codec, _fps, first = await asyncio.to_thread(
         decode, await fetch_video(session, fake, image, tmp_path / "i2v.mp4")
@@ -238,8 +246,9 @@ async def test_identical_prompt_is_replayed_from_cache(
     assert [f["data"]["node"] for f in second if f["type"] == "executing"] == [None]
     outputs = [f["data"]["output"] for f in (*first, *second) if f["type"] == "executed"]
     assert len(outputs) == 2 and outputs[0] == outputs[1]
-    assert sorted(p.name for p in fake.dirs.output.rglob("*.mp4")) == files == [
-        "flowboard_00001_.mp4"]
+    assert (
+        sorted(p.name for p in fake.dirs.output.rglob("*.mp4")) == files == ["flowboard_00001_.mp4"]
+    )
     history = await get_json(session, f"{fake.url}/history/{second_id}")
     assert history[second_id]["outputs"] == {"10": outputs[0]}
 
@@ -255,7 +264,12 @@ async def test_a_changed_seed_reruns_only_what_depends_on_it(
     cached = next(f["data"] for f in frames if f["type"] == "execution_cached")
     assert cached["nodes"] == ["4", "5", "6", "7"]
     assert [f["data"]["node"] for f in frames if f["type"] == "executing"] == [
-        "3", "8", "9", "10", None]
+        "3",
+        "8",
+        "9",
+        "10",
+        None,
+    ]
     executed = next(f["data"] for f in frames if f["type"] == "executed")
     assert executed["output"]["images"][0]["filename"] == "flowboard_00002_.mp4"
 
@@ -267,8 +281,13 @@ async def test_upload_names_follow_comfyui_rules(
     sent = (red, red, green, blue, green)
     answers = [await upload(session, fake, "x.png", data) for data in sent]
     assert [status for status, _ in answers] == [200] * 5
-    assert [a["name"] for _, a in answers] == ["x.png", "x.png", "x (1).png", "x (2).png",
-                                                "x (1).png"]
+    assert [a["name"] for _, a in answers] == [
+        "x.png",
+        "x.png",
+        "x (1).png",
+        "x (2).png",
+        "x (1).png",
+    ]
     assert answers[0][1] == {"name": "x.png", "subfolder": "", "type": "input"}
     assert (fake.dirs.input / "x (2).png").read_bytes() == blue
     assert [u.duplicate for u in fake.uploads] == [False, True, False, False, True]
@@ -326,18 +345,42 @@ def _remove_output(prompt: Json) -> None:
     [
         (_set_class, "invalid_prompt", None, None),
         (_remove_output, "prompt_no_outputs", None, None),
-        (_drop_input("6", "text"), "prompt_outputs_failed_validation", "6",
-         "required_input_missing"),
-        (_set_input("5", "width", 99999), "prompt_outputs_failed_validation", "5",
-         "value_bigger_than_max"),
-        (_set_input("3", "steps", 0), "prompt_outputs_failed_validation", "3",
-         "value_smaller_than_min"),
-        (_set_input("3", "sampler_name", "warp"), "prompt_outputs_failed_validation", "3",
-         "value_not_in_list"),
-        (_set_input("3", "latent_image", ["4", 0]), "prompt_outputs_failed_validation", "3",
-         "return_type_mismatch"),
-        (_set_input("5", "length", "long"), "prompt_outputs_failed_validation", "5",
-         "invalid_input_type"),
+        (
+            _drop_input("6", "text"),
+            "prompt_outputs_failed_validation",
+            "6",
+            "required_input_missing",
+        ),
+        (
+            _set_input("5", "width", 99999),
+            "prompt_outputs_failed_validation",
+            "5",
+            "value_bigger_than_max",
+        ),
+        (
+            _set_input("3", "steps", 0),
+            "prompt_outputs_failed_validation",
+            "3",
+            "value_smaller_than_min",
+        ),
+        (
+            _set_input("3", "sampler_name", "warp"),
+            "prompt_outputs_failed_validation",
+            "3",
+            "value_not_in_list",
+        ),
+        (
+            _set_input("3", "latent_image", ["4", 0]),
+            "prompt_outputs_failed_validation",
+            "3",
+            "return_type_mismatch",
+        ),
+        (
+            _set_input("5", "length", "long"),
+            "prompt_outputs_failed_validation",
+            "5",
+            "invalid_input_type",
+        ),
     ],
 )
 async def test_invalid_prompts_are_rejected_with_comfyui_shapes(
@@ -350,8 +393,9 @@ async def test_invalid_prompts_are_rejected_with_comfyui_shapes(
 ) -> None:
     prompt = workflow("text_to_video")
     change(prompt)
-    status, answer = await post_json(session, f"{fake.url}/prompt",
-                                     {"prompt": prompt, "client_id": "v"})
+    status, answer = await post_json(
+        session, f"{fake.url}/prompt", {"prompt": prompt, "client_id": "v"}
+    )
     assert status == 400
     assert set(answer) == {"error", "node_errors"}
     assert set(answer["error"]) == {"type", "message", "details", "extra_info"}
@@ -381,8 +425,9 @@ async def test_missing_prompt_bad_json_and_missing_image(
         assert response.status == 500
         assert response.content_type == "text/plain"
 
-    status, answer = await post_json(session, f"{fake.url}/prompt",
-                                     {"prompt": workflow("image_to_video")})
+    status, answer = await post_json(
+        session, f"{fake.url}/prompt", {"prompt": workflow("image_to_video")}
+    )
     assert status == 400
     errors = answer["node_errors"]["52"]["errors"]
     assert errors[0]["type"] == "custom_validation_failed"
@@ -393,8 +438,10 @@ async def test_missing_prompt_bad_json_and_missing_image(
 async def test_events_go_only_to_the_prompts_client(
     fake: FakeComfyUI, session: aiohttp.ClientSession
 ) -> None:
-    async with session.ws_connect(fake.ws_url("mine")) as mine, \
-            session.ws_connect(fake.ws_url("other")) as other:
+    async with (
+        session.ws_connect(fake.ws_url("mine")) as mine,
+        session.ws_connect(fake.ws_url("other")) as other,
+    ):
         await receive(other)  # its own status greeting
         prompt_id = await submit(session, fake, workflow("text_to_video"), "mine")
         assert "execution_success" in types(await until_done(mine, prompt_id))
@@ -421,15 +468,21 @@ async def test_interrupt_takes_effect_between_nodes(
         frames += await until_done(ws, prompt_id)
 
     assert [f["data"]["value"] for f in frames if f["type"] == "progress"] == list(range(1, 21))
-    assert types(frames)[-5:] == ["progress", "progress_state", "execution_interrupted", "status",
-                                  "executing"]
+    assert types(frames)[-5:] == [
+        "progress",
+        "progress_state",
+        "execution_interrupted",
+        "status",
+        "executing",
+    ]
     stop = frames[-3]["data"]
-    assert (stop["prompt_id"], stop["node_id"], stop["node_type"]) == (prompt_id, "8",
-                                                                        "VAEDecode")
+    assert (stop["prompt_id"], stop["node_id"], stop["node_type"]) == (prompt_id, "8", "VAEDecode")
     assert stop["executed"] == ["4", "6", "7", "5", "3"]
     assert "execution_success" not in types(frames)
     assert [(i.requested_prompt_id, i.applied) for i in fake.interrupts] == [
-        ("nope", False), (None, True)]
+        ("nope", False),
+        (None, True),
+    ]
     entry = (await get_json(session, f"{fake.url}/history/{prompt_id}"))[prompt_id]
     assert entry["status"]["status_str"] == "error" and not entry["status"]["completed"]
     assert entry["outputs"] == {}
@@ -444,18 +497,34 @@ async def test_runtime_failure_sends_execution_error(
     async with session.ws_connect(fake.ws_url("err")) as ws:
         prompt_id = await submit(session, fake, workflow("text_to_video"), "err")
         frames = await until_done(ws, prompt_id)
-    assert types(frames)[-5:] == ["progress_state", "executing", "execution_error", "status",
-                                  "executing"]
+    assert types(frames)[-5:] == [
+        "progress_state",
+        "executing",
+        "execution_error",
+        "status",
+        "executing",
+    ]
     assert "execution_success" not in types(frames)
     failure = frames[-3]["data"]
-    assert set(failure) >= {"prompt_id", "node_id", "node_type", "executed", "exception_message",
-                            "exception_type", "traceback", "current_inputs", "current_outputs"}
+    assert set(failure) >= {
+        "prompt_id",
+        "node_id",
+        "node_type",
+        "executed",
+        "exception_message",
+        "exception_type",
+        "traceback",
+        "current_inputs",
+        "current_outputs",
+    }
     assert (failure["node_id"], failure["node_type"]) == ("8", "VAEDecode")
     assert failure["exception_message"] == "Allocation on device"
     assert failure["exception_type"] == "torch.OutOfMemoryError"
     assert failure["executed"] == ["4", "6", "7", "5", "3"]
     assert isinstance(failure["traceback"], list) and set(failure["current_inputs"]) == {
-        "samples", "vae"}
+        "samples",
+        "vae",
+    }
     entry = (await get_json(session, f"{fake.url}/history/{prompt_id}"))[prompt_id]
     assert entry["status"]["status_str"] == "error" and entry["outputs"] == {}
     assert entry["status"]["messages"][-1][0] == "execution_error"
@@ -468,7 +537,8 @@ async def test_accept_then_fail_passes_validation_and_fails_at_run_time(
     prompt["10"]["inputs"]["codec"] = "h265"
     status, answer = await post_json(session, f"{fake.url}/prompt", {"prompt": prompt})
     assert status == 400 and answer["node_errors"]["10"]["errors"][0]["type"] == (
-        "value_not_in_list")
+        "value_not_in_list"
+    )
 
     fake.accept_then_fail("SaveVideo", "codec", "h265", "Unsupported codec: h265")
     async with session.ws_connect(fake.ws_url("atf")) as ws:
@@ -491,10 +561,19 @@ async def test_dropped_socket_leaves_the_prompt_running(
         got = []
         while (message := await ws.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT:
             got.append(json.loads(message.data))
-        assert message.type in {aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
-                                aiohttp.WSMsgType.ERROR}
-    assert types(got) == ["status", "status", "execution_start", "execution_cached",
-                          "progress_state", "executing"]
+        assert message.type in {
+            aiohttp.WSMsgType.CLOSE,
+            aiohttp.WSMsgType.CLOSED,
+            aiohttp.WSMsgType.ERROR,
+        }
+    assert types(got) == [
+        "status",
+        "status",
+        "execution_start",
+        "execution_cached",
+        "progress_state",
+        "executing",
+    ]
     async with asyncio.timeout(30):
         entry = await fake.wait_for_history(prompt_id)
     assert entry.status_str == "success"
@@ -537,8 +616,10 @@ async def test_restart_forgets_everything_and_cuts_sockets(
     assert await get_json(session, f"{fake.url}/history/{running}") == {}
     assert await get_json(session, f"{fake.url}/history/p2") == {}
     assert await get_json(session, f"{fake.url}/history") == {}
-    assert await get_json(session, f"{fake.url}/queue") == {"queue_running": [],
-                                                            "queue_pending": []}
+    assert await get_json(session, f"{fake.url}/queue") == {
+        "queue_running": [],
+        "queue_pending": [],
+    }
     await asyncio.sleep(0.2)
     assert list(fake.dirs.output.rglob("*.mp4")) == []
     assert fake.running_prompt_id is None and fake.restarts == 1
@@ -546,8 +627,9 @@ async def test_restart_forgets_everything_and_cuts_sockets(
     fake.step_delay = 0.0
     async with session.ws_connect(fake.ws_url("r")) as ws:
         assert (await receive(ws))["data"]["sid"] == "r"
-        status, answer = await post_json(session, f"{fake.url}/prompt",
-                                         {"prompt": workflow("text_to_video"), "client_id": "r"})
+        status, answer = await post_json(
+            session, f"{fake.url}/prompt", {"prompt": workflow("text_to_video"), "client_id": "r"}
+        )
         assert (status, answer["number"]) == (200, 0)
         assert "execution_success" in types(await until_done(ws, answer["prompt_id"]))
 
@@ -556,8 +638,10 @@ async def test_queue_listing_delete_and_clear(
     fake: FakeComfyUI, session: aiohttp.ClientSession
 ) -> None:
     fake.step_delay = 0.05
-    ids = [await submit(session, fake, workflow("text_to_video"), "q", prompt_id=f"q{i}")
-           for i in range(4)]
+    ids = [
+        await submit(session, fake, workflow("text_to_video"), "q", prompt_id=f"q{i}")
+        for i in range(4)
+    ]
     await asyncio.sleep(0.05)
     queue = await get_json(session, f"{fake.url}/queue")
     assert [item[1] for item in queue["queue_running"]] == ["q0"]
@@ -575,7 +659,9 @@ async def test_queue_listing_delete_and_clear(
     assert status == 200
     assert (await get_json(session, f"{fake.url}/queue"))["queue_pending"] == []
     assert [(d.delete, d.clear, d.removed) for d in fake.queue_deletes] == [
-        (["q2", "q0"], False, ["q2"]), ([], True, ["q1", "q3"])]
+        (["q2", "q0"], False, ["q2"]),
+        ([], True, ["q1", "q3"]),
+    ]
     async with asyncio.timeout(30):
         await fake.wait_idle()
     assert fake.history_entry(ids[0]) is not None
@@ -605,16 +691,19 @@ async def test_failing_requests_on_demand(
     async with session.post(f"{fake.url}/prompt", json=body) as response:
         assert response.status == 500
     assert [(f.path, f.status) for f in fake.failed_requests] == [
-        ("/system_stats", 503), ("/system_stats", 503), ("/prompt", 429), ("/prompt", 500)]
+        ("/system_stats", 503),
+        ("/system_stats", 503),
+        ("/prompt", 429),
+        ("/prompt", 500),
+    ]
 
 
-async def test_view_and_api_prefix(
-    fake: FakeComfyUI, session: aiohttp.ClientSession
-) -> None:
+async def test_view_and_api_prefix(fake: FakeComfyUI, session: aiohttp.ClientSession) -> None:
     prompt = copy.deepcopy(workflow("text_to_video"))
     prompt["5"]["inputs"]["length"] = 5
-    status, answer = await post_json(session, f"{fake.url}/api/prompt",
-                                     {"prompt": prompt, "client_id": "v", "prompt_id": "same"})
+    status, answer = await post_json(
+        session, f"{fake.url}/api/prompt", {"prompt": prompt, "client_id": "v", "prompt_id": "same"}
+    )
     assert (status, answer["prompt_id"], answer["number"]) == (200, "same", 0)
     async with asyncio.timeout(30):
         await fake.wait_for_history("same")

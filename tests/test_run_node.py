@@ -34,16 +34,24 @@ async def upload_image(client: AppClient) -> dict[str, Any]:
 
 async def lighthouse_flow(client: AppClient, **video: Any) -> dict[str, Any]:
     image = await upload_image(client)
-    data = {"prompt": "a lighthouse at dusk", "durationSeconds": 4, "aspectRatio": "16:9",
-            "resolution": "480p", **video}
-    resp = await client.post(f"{API}/flows", json={
-        "name": "Lighthouse",
-        "nodes": [
-            {"id": "img", "type": "asset", "data": {"assetId": image["id"]}},
-            {"id": "vid", "type": "video_gen", "position": {"x": 100, "y": 50}, "data": data},
-        ],
-        "edges": [{"id": "e1", "source": "img", "target": "vid"}],
-    })
+    data = {
+        "prompt": "a lighthouse at dusk",
+        "durationSeconds": 4,
+        "aspectRatio": "16:9",
+        "resolution": "480p",
+        **video,
+    }
+    resp = await client.post(
+        f"{API}/flows",
+        json={
+            "name": "Lighthouse",
+            "nodes": [
+                {"id": "img", "type": "asset", "data": {"assetId": image["id"]}},
+                {"id": "vid", "type": "video_gen", "position": {"x": 100, "y": 50}, "data": data},
+            ],
+            "edges": [{"id": "e1", "source": "img", "target": "vid"}],
+        },
+    )
     assert resp.status == 201, await resp.text()
     flow: dict[str, Any] = await resp.json()
     return flow

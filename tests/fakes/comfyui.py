@@ -43,6 +43,7 @@ from tests.fakes.comfyui_ws import SocketHub
 
 _LOGGER = logging.getLogger(__name__)
 
+
 class FakeComfyUI:
     """A fake ComfyUI on 127.0.0.1 that follows the observed 0.3.64 protocol; every route also
     answers under /api/. `async with FakeComfyUI(tmp_path) as fake:` or start()/stop().
@@ -306,7 +307,11 @@ class FakeComfyUI:
     async def _execute(self, item: QueueItem) -> None:
         self._interrupt = False
         run = PromptRun(
-            item, knobs=self, cache=self._cache, dirs=self.dirs, send=self._hub.send,
+            item,
+            knobs=self,
+            cache=self._cache,
+            dirs=self.dirs,
+            send=self._hub.send,
             interrupted=lambda: self._interrupt,
         )
         self._running = run
@@ -445,7 +450,7 @@ class FakeComfyUI:
                 answer[prompt_id] = value
         limit = request.query.get("max_items")
         if limit is not None and limit.isdigit():
-            answer = dict(list(answer.items())[-int(limit):] if int(limit) else [])
+            answer = dict(list(answer.items())[-int(limit) :] if int(limit) else [])
         return web.json_response(answer)
 
     async def _get_history_item(self, request: web.Request) -> web.StreamResponse:

@@ -18,16 +18,27 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SERVER_ERROR = "500 Internal Server Error\n\nServer got itself in trouble"
 SYSTEM_STATS = {
     "system": {
-        "os": "posix", "ram_total": 68719476736, "ram_free": 34359738368,
-        "comfyui_version": "0.3.64", "required_frontend_version": "1.27.10",
-        "python_version": "3.11.9", "pytorch_version": "2.8.0+cu128",
-        "embedded_python": False, "argv": ["main.py", "--listen"],
+        "os": "posix",
+        "ram_total": 68719476736,
+        "ram_free": 34359738368,
+        "comfyui_version": "0.3.64",
+        "required_frontend_version": "1.27.10",
+        "python_version": "3.11.9",
+        "pytorch_version": "2.8.0+cu128",
+        "embedded_python": False,
+        "argv": ["main.py", "--listen"],
     },
-    "devices": [{
-        "name": "cuda:0 NVIDIA GeForce RTX 4090 : cudaMallocAsync", "type": "cuda",
-        "index": 0, "vram_total": 25757220864, "vram_free": 24000000000,
-        "torch_vram_total": 0, "torch_vram_free": 0,
-    }],
+    "devices": [
+        {
+            "name": "cuda:0 NVIDIA GeForce RTX 4090 : cudaMallocAsync",
+            "type": "cuda",
+            "index": 0,
+            "vram_total": 25757220864,
+            "vram_free": 24000000000,
+            "torch_vram_total": 0,
+            "torch_vram_free": 0,
+        }
+    ],
 }
 
 
@@ -70,7 +81,7 @@ UPLOADS_KEY: web.AppKey[list[Upload]] = web.AppKey("fake_comfyui_uploads")
 def route_path(request: web.Request) -> str:
     """Return the request path without a leading /api."""
     path = request.path
-    return path[len("/api"):] if path.startswith("/api/") else path
+    return path[len("/api") :] if path.startswith("/api/") else path
 
 
 @web.middleware

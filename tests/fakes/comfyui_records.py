@@ -77,8 +77,12 @@ class HistoryEntry:
                 "messages": self.messages,
             },
             "meta": {
-                node_id: {"node_id": node_id, "display_node": node_id, "parent_node": None,
-                          "real_node_id": node_id}
+                node_id: {
+                    "node_id": node_id,
+                    "display_node": node_id,
+                    "parent_node": None,
+                    "real_node_id": node_id,
+                }
                 for node_id in outputs
             },
         }

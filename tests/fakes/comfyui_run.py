@@ -117,9 +117,14 @@ class PromptRun:
                     raise _Interrupted(node_id)
                 await self._node(node_id, keys[node_id], node_id in cached)
         except _Interrupted as stop:
-            await self._event("execution_interrupted", {
-                "node_id": stop.node_id, "node_type": class_of(prompt, stop.node_id),
-                "executed": list(self._executed)})
+            await self._event(
+                "execution_interrupted",
+                {
+                    "node_id": stop.node_id,
+                    "node_type": class_of(prompt, stop.node_id),
+                    "executed": list(self._executed),
+                },
+            )
             return HistoryEntry(self.item, "error", self._messages, {})
         except _Failed as failed:
             await self._event("execution_error", self._error_data(failed))
@@ -135,8 +140,10 @@ class PromptRun:
             return
         await self._progress_state(node_id, "running", 0, 1)
         self.current_node = node_id
-        await self._send("executing", {
-            "node": node_id, "display_node": node_id, "prompt_id": self.item.prompt_id})
+        await self._send(
+            "executing",
+            {"node": node_id, "display_node": node_id, "prompt_id": self.item.prompt_id},
+        )
         inputs = self._resolve(node_id)
         failure = self._knobs.runtime_failure(cls.name, inputs_of(self.item.prompt, node_id))
         if failure is not None:
@@ -170,23 +177,36 @@ class PromptRun:
             await asyncio.sleep(self._knobs.step_delay)
             if self._knobs.step_progress_state:
                 await self._progress_state(node_id, "running", value, steps)
-            await self._send("progress", {
-                "value": value, "max": steps, "prompt_id": self.item.prompt_id, "node": node_id})
+            await self._send(
+                "progress",
+                {"value": value, "max": steps, "prompt_id": self.item.prompt_id, "node": node_id},
+            )
         return steps
 
     async def _publish(self, node_id: str, ui: dict[str, Any] | None) -> None:
         if not ui:
             return
         self._outputs[node_id] = ui
-        await self._send("executed", {
-            "node": node_id, "display_node": node_id, "output": ui,
-            "prompt_id": self.item.prompt_id})
+        await self._send(
+            "executed",
+            {
+                "node": node_id,
+                "display_node": node_id,
+                "output": ui,
+                "prompt_id": self.item.prompt_id,
+            },
+        )
 
     async def _progress_state(self, node_id: str, state: str, value: int, top: int) -> None:
         self._progress[node_id] = {
-            "value": value, "max": top, "state": state, "node_id": node_id,
-            "prompt_id": self.item.prompt_id, "display_node_id": node_id,
-            "parent_node_id": None, "real_node_id": node_id,
+            "value": value,
+            "max": top,
+            "state": state,
+            "node_id": node_id,
+            "prompt_id": self.item.prompt_id,
+            "display_node_id": node_id,
+            "parent_node_id": None,
+            "real_node_id": node_id,
         }
         nodes = {key: dict(entry) for key, entry in self._progress.items()}
         await self._send("progress_state", {"prompt_id": self.item.prompt_id, "nodes": nodes})

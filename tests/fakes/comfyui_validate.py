@@ -78,8 +78,11 @@ def _validate_outputs(
         for node_id in bad:
             entry = node_errors.setdefault(
                 node_id,
-                {"errors": found[node_id], "dependent_outputs": [],
-                 "class_type": class_of(prompt, node_id)},
+                {
+                    "errors": found[node_id],
+                    "dependent_outputs": [],
+                    "class_type": class_of(prompt, node_id),
+                },
             )
             entry["dependent_outputs"].append(output)
     if good:
@@ -120,16 +123,21 @@ def _check_node(
         problem = _check_input(prompt, cls, name, spec, inputs[name], lenient)
         errors.extend([problem] if problem else [])
     for name, spec in cls.optional.items():
-        problem = _check_input(prompt, cls, name, spec, inputs[name], lenient) if (
-            name in inputs
-        ) else None
+        problem = (
+            _check_input(prompt, cls, name, spec, inputs[name], lenient)
+            if (name in inputs)
+            else None
+        )
         errors.extend([problem] if problem else [])
     reason = cls.check(inputs, dirs) if cls.check is not None and not errors else None
     if reason:
         errors.append(
-            error("custom_validation_failed", "Custom validation failed for node",
-                  f"{next(iter(cls.required))} - {reason}",
-                  input_name=next(iter(cls.required)))
+            error(
+                "custom_validation_failed",
+                "Custom validation failed for node",
+                f"{next(iter(cls.required))} - {reason}",
+                input_name=next(iter(cls.required)),
+            )
         )
     return errors
 
@@ -149,8 +157,12 @@ def _check_input(
         return None
     extra = {"input_name": name, "input_config": spec.describe(), "received_value": value}
     if not spec.is_widget:
-        return error("invalid_input_type", f"Failed to convert an input value to a {spec.kind} "
-                     "value", f"{name}, {value!r}, expected a link", **extra)
+        return error(
+            "invalid_input_type",
+            f"Failed to convert an input value to a {spec.kind} value",
+            f"{name}, {value!r}, expected a link",
+            **extra,
+        )
     if spec.kind == "COMBO":
         return _check_combo(name, spec, value, extra)
     if spec.kind not in {"INT", "FLOAT"}:
@@ -158,14 +170,26 @@ def _check_input(
     try:
         number: float = int(value) if spec.kind == "INT" else float(value)
     except (TypeError, ValueError) as exc:
-        return error("invalid_input_type", f"Failed to convert an input value to a {spec.kind} "
-                     "value", f"{name}, {value}, {exc}", **extra)
+        return error(
+            "invalid_input_type",
+            f"Failed to convert an input value to a {spec.kind} value",
+            f"{name}, {value}, {exc}",
+            **extra,
+        )
     if spec.minimum is not None and number < spec.minimum:
-        return error("value_smaller_than_min",
-                     f"Value {number} smaller than min of {spec.minimum}", name, **extra)
+        return error(
+            "value_smaller_than_min",
+            f"Value {number} smaller than min of {spec.minimum}",
+            name,
+            **extra,
+        )
     if spec.maximum is not None and number > spec.maximum:
-        return error("value_bigger_than_max",
-                     f"Value {number} bigger than max of {spec.maximum}", name, **extra)
+        return error(
+            "value_bigger_than_max",
+            f"Value {number} bigger than max of {spec.maximum}",
+            name,
+            **extra,
+        )
     return None
 
 
@@ -173,11 +197,19 @@ def _check_combo(
     name: str, spec: InputSpec, value: Any, extra: dict[str, Any]
 ) -> dict[str, Any] | None:
     if not isinstance(value, str):
-        return error("invalid_input_type", "Failed to convert an input value to a COMBO value",
-                     f"{name}, {value!r}", **extra)
+        return error(
+            "invalid_input_type",
+            "Failed to convert an input value to a COMBO value",
+            f"{name}, {value!r}",
+            **extra,
+        )
     if spec.options is not None and value not in spec.options:
-        return error("value_not_in_list", "Value not in list",
-                     f"{name}: '{value}' not in {list(spec.options)}", **extra)
+        return error(
+            "value_not_in_list",
+            "Value not in list",
+            f"{name}: '{value}' not in {list(spec.options)}",
+            **extra,
+        )
     return None
 
 
@@ -186,14 +218,23 @@ def _check_link(
 ) -> dict[str, Any] | None:
     source, slot = link
     if source not in prompt:
-        return error("exception_during_inner_validation", "Exception when validating inner node",
-                     f"'{source}'", input_name=name,
-                     exception_message=f"linked node {source} is not in the prompt")
+        return error(
+            "exception_during_inner_validation",
+            "Exception when validating inner node",
+            f"'{source}'",
+            input_name=name,
+            exception_message=f"linked node {source} is not in the prompt",
+        )
     outputs = NODE_CLASSES[class_of(prompt, source)].outputs
     received = outputs[slot] if 0 <= slot < len(outputs) else "<none>"
     expected = spec.kind
     if received != expected and not (spec.is_widget and received in {"INT", "FLOAT", "STRING"}):
-        return error("return_type_mismatch", "Return type mismatch between linked nodes",
-                     f"{name}, received_type({received}) mismatch input_type({expected})",
-                     input_name=name, received_type=received, linked_node=[source, slot])
+        return error(
+            "return_type_mismatch",
+            "Return type mismatch between linked nodes",
+            f"{name}, received_type({received}) mismatch input_type({expected})",
+            input_name=name,
+            received_type=received,
+            linked_node=[source, slot],
+        )
     return None
