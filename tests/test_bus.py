@@ -37,7 +37,14 @@ class Flaky:
             raise RuntimeError(f"failure {len(self.calls)}")
 
 
-async def _deliver(bus: EventBus) -> list[HandlerFailed]:
+async def _deliver_to_flaky(failures: int, attempts: int) -> tuple[Flaky, list[HandlerFailed]]:
+    """Deliver one event to a lone handler failing its first `failures` calls.
+
+    Returns the handler (its calls) and the handler.failed events the bus published.
+    """
+    bus = EventBus(attempts=attempts, backoff_seconds=BACKOFF)
+    handler = Flaky(failures)
+    bus.listen(AssetUpdated.EVENT, handler)
     gave_up: list[HandlerFailed] = []
 
     async def on_failed(event: HandlerFailed) -> None:
@@ -45,22 +52,18 @@ async def _deliver(bus: EventBus) -> list[HandlerFailed]:
 
     bus.listen(HandlerFailed.EVENT, on_failed)
     await bus.deliver(_event())
-    return gave_up
+    return handler, gave_up
 
 
 async def test_a_handler_that_succeeds_runs_once() -> None:
-    bus = EventBus(attempts=3, backoff_seconds=BACKOFF)
-    handler = Flaky(0)
-    bus.listen(AssetUpdated.EVENT, handler)
-    assert await _deliver(bus) == []
+    handler, gave_up = await _deliver_to_flaky(failures=0, attempts=3)
+    assert gave_up == []
     assert len(handler.calls) == 1
 
 
 async def test_failing_twice_then_succeeding_is_retried_with_growing_waits() -> None:
-    bus = EventBus(attempts=3, backoff_seconds=BACKOFF)
-    handler = Flaky(2)
-    bus.listen(AssetUpdated.EVENT, handler)
-    assert await _deliver(bus) == []
+    handler, gave_up = await _deliver_to_flaky(failures=2, attempts=3)
+    assert gave_up == []
     assert len(handler.calls) == 3
     first_wait, second_wait = (b - a for a, b in pairwise(handler.calls))
     assert first_wait >= BACKOFF * 0.9
@@ -68,10 +71,7 @@ async def test_failing_twice_then_succeeding_is_retried_with_growing_waits() -> 
 
 
 async def test_a_handler_that_always_fails_gives_up_after_the_bound() -> None:
-    bus = EventBus(attempts=4, backoff_seconds=BACKOFF)
-    handler = Flaky(100)
-    bus.listen(AssetUpdated.EVENT, handler)
-    gave_up = await _deliver(bus)
+    handler, gave_up = await _deliver_to_flaky(failures=100, attempts=4)
     assert len(handler.calls) == 4
     assert len(gave_up) == 1
     assert gave_up[0].attempts == 4
@@ -80,10 +80,7 @@ async def test_a_handler_that_always_fails_gives_up_after_the_bound() -> None:
 
 
 async def test_one_attempt_means_no_retry() -> None:
-    bus = EventBus(attempts=1, backoff_seconds=BACKOFF)
-    handler = Flaky(100)
-    bus.listen(AssetUpdated.EVENT, handler)
-    gave_up = await _deliver(bus)
+    handler, gave_up = await _deliver_to_flaky(failures=100, attempts=1)
     assert len(handler.calls) == 1
     assert [g.error for g in gave_up] == ["RuntimeError: failure 1"]
 

@@ -175,13 +175,18 @@ async def task_updates_of_a_run(client: AppClient, sse: Reader) -> list[dict[str
     return tasks
 
 
+def estimated(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The task states that carry an estimated progress."""
+    return [t for t in tasks if t["status"] == "PROCESSING" and t["progressEstimated"]]
+
+
 async def test_progress_is_estimated_and_below_100_until_done(
     aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo, sse: Reader
 ) -> None:
     fake.default_script = Script(Outcome.SUCCESS, seconds_until_done=1.5)
     client = await veo_client(aiohttp_client, make_settings, fake, "gemini", typical_seconds=2.0)
     tasks = await task_updates_of_a_run(client, sse)
-    seen = [t["progress"] for t in tasks if t["status"] == "PROCESSING" and t["progressEstimated"]]
+    seen = [t["progress"] for t in estimated(tasks)]
     assert len(seen) >= 2 and seen == sorted(seen) and max(seen) < 100
     assert tasks[-1]["status"] == "COMPLETED" and tasks[-1]["progress"] == 100
 
@@ -194,10 +199,10 @@ async def test_estimated_progress_is_published_at_most_every_interval(
         aiohttp_client, make_settings, fake, "gemini", estimated_every=0.8, typical_seconds=2.0
     )
     tasks = await task_updates_of_a_run(client, sse)
-    estimated = [t for t in tasks if t["status"] == "PROCESSING" and t["progressEstimated"]]
+    stored = estimated(tasks)
     polls = fake.count(Route.POLL)
-    assert 2 <= len(estimated) <= 4 < polls  # 2.5 s of polls every 0.05-0.2 s: > 12 polls
-    times = [datetime.fromisoformat(t["updatedAt"]) for t in estimated]
+    assert 2 <= len(stored) <= 4 < polls  # 2.5 s of polls every 0.05-0.2 s: > 12 polls
+    times = [datetime.fromisoformat(t["updatedAt"]) for t in stored]
     assert all((b - a).total_seconds() >= 0.8 for a, b in pairwise(times))
     assert tasks[-1]["status"] == "COMPLETED"
 
@@ -211,7 +216,7 @@ async def test_estimated_progress_is_stored_in_steps(
         estimated_step=30.0, typical_seconds=2.0,
     )  # fmt: skip
     tasks = await task_updates_of_a_run(client, sse)
-    seen = [t["progress"] for t in tasks if t["status"] == "PROCESSING" and t["progressEstimated"]]
+    seen = [t["progress"] for t in estimated(tasks)]
     # 3 s of polls every 0.05-0.2 s, the guess reaching ~74 %: at 30, 60 (and no more).
     assert 1 <= len(seen) <= 2 < fake.count(Route.POLL)
     assert seen[0] >= 30 and all(b - a >= 30 for a, b in pairwise(seen))

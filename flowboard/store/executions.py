@@ -12,6 +12,8 @@ from flowboard.db.database import Database
 from flowboard.db.documents import from_doc, to_doc
 from flowboard.execution.model import ACTIVE, Execution
 
+_UNFINISHED = {"status": {"$in": [s.value for s in ACTIVE]}}
+
 
 @dataclass
 class ExecutionStore:
@@ -74,10 +76,10 @@ class ExecutionStore:
 
     async def active_ids(self) -> list[str]:
         """Ids of every execution not yet finished: the reaper's list, cheap to read."""
-        query = {"status": {"$in": [s.value for s in ACTIVE]}}
-        return [doc["_id"] async for doc in self.database.executions.find(query, {"_id": 1})]
+        cursor = self.database.executions.find(_UNFINISHED, {"_id": 1})
+        return [doc["_id"] async for doc in cursor]
 
     async def active(self) -> list[Execution]:
         """Every execution not yet finished, across organisations (for resume at start-up)."""
-        cursor = self.database.executions.find({"status": {"$in": [s.value for s in ACTIVE]}})
+        cursor = self.database.executions.find(_UNFINISHED)
         return [from_doc(Execution, d) async for d in cursor]
