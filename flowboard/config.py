@@ -114,6 +114,7 @@ class ComfyUISettings(_Section):
     workflow: str = "default"
     workflows: dict[str, ComfyWorkflowSettings] = Field(default_factory=dict)
     deadline_seconds: float = Field(default=1800.0, gt=0)
+    keep_inputs: bool = False
 
 
 class ProvidersSettings(_Section):

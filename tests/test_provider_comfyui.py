@@ -22,12 +22,14 @@ from flowboard.providers.base import (
     InvalidVideoRequest,
     PermanentProviderError,
     Progress,
+    TransientProviderError,
     VideoOutput,
     VideoProvider,
     VideoRequest,
 )
 from flowboard.providers.comfyui import ComfyTiming, ComfyUIProvider, prompt_id_for
 from flowboard.providers.comfyui_client import RetryPolicy
+from flowboard.providers.comfyui_uploads import upload_name
 from tests.fakes.comfyui import FakeComfyUI
 from tests.fakes.comfyui_records import HistoryLag
 
@@ -132,7 +134,8 @@ async def make_provider(
 
     def build(**kwargs: Any) -> ComfyUIProvider:
         settings = kwargs.pop("settings", None) or comfy_settings(fake.url)
-        provider = ComfyUIProvider(settings, tmp_path / "work", timing=FAST, **kwargs)
+        kwargs.setdefault("timing", FAST)
+        provider = ComfyUIProvider(settings, tmp_path / "work", **kwargs)
         made.append(provider)
         return provider
 
@@ -172,14 +175,78 @@ async def test_image_to_video_uploads_the_first_frame(
     data = await run(provider, request, Reports())
     assert decoded_frames(data) > 0
     [upload] = fake.uploads
-    assert (upload.filename, upload.subfolder, upload.size) == (
-        "job-i2v.png",
+    name = upload_name(InputImage(png(), "image/png"))
+    assert (upload.filename, upload.subfolder, upload.type, upload.size) == (
+        name,
         "flowboard",
+        "temp",  # ComfyUI empties its temp folder at each start: nothing piles up
         len(png()),
     )
+    assert (fake.dirs.temp / "flowboard" / name).read_bytes() == png()
     nodes = fake.prompts[0].prompt
-    assert nodes["52"]["inputs"]["image"] == "flowboard/job-i2v.png"
+    assert nodes["52"]["inputs"]["image"] == f"flowboard/{name} [temp]"
     assert nodes["50"]["inputs"]["length"] == 16 and nodes["3"]["inputs"]["seed"] == 7
+
+
+async def test_keep_inputs_uploads_to_the_input_folder(
+    fake: FakeComfyUI, make_provider: Callable[..., ComfyUIProvider]
+) -> None:
+    settings = comfy_settings(fake.url).model_copy(update={"keep_inputs": True})
+    provider = make_provider(settings=settings)
+    request = text_request("job-keep", workflow="i2v", first_frame=InputImage(png(), "image/png"))
+    assert decoded_frames(await run(provider, request, Reports())) > 0
+    [upload] = fake.uploads
+    assert upload.type == "input"
+    assert fake.prompts[0].prompt["52"]["inputs"]["image"] == f"flowboard/{upload.name}"
+
+
+async def test_the_same_image_is_uploaded_once_per_server(
+    fake: FakeComfyUI, provider: ComfyUIProvider
+) -> None:
+    for job in ("job-1", "job-2"):
+        request = text_request(job, workflow="i2v", first_frame=InputImage(png(), "image/png"))
+        assert decoded_frames(await run(provider, request, Reports())) > 0
+    other = text_request(
+        "job-3", workflow="i2v", first_frame=InputImage(png((9, 9, 9)), "image/png")
+    )
+    assert decoded_frames(await run(provider, other, Reports())) > 0
+    assert len(fake.prompts) == 3
+    assert [u.size for u in fake.uploads] == [len(png()), len(png((9, 9, 9)))]
+
+
+async def test_a_job_costs_one_prompt_and_one_view_call(
+    fake: FakeComfyUI, provider: ComfyUIProvider
+) -> None:
+    await run(provider, text_request(), Reports())
+    assert fake.requests == [("GET", "/ws"), ("POST", "/prompt"), ("GET", "/view")]
+
+
+async def test_executed_names_the_output_so_history_is_never_read(
+    fake: FakeComfyUI, make_provider: Callable[..., ComfyUIProvider]
+) -> None:
+    # The history entry comes 30 s after execution_success, and a history read would
+    # wait 30 s more: only the `executed` message can end this run in time.
+    fake.history_delay = 30.0
+    slow_history = RetryPolicy(attempts=3, initial=30.0, maximum=30.0, jitter=0.0)
+    provider = make_provider(timing=dataclasses.replace(FAST, history=slow_history))
+    request = text_request()
+    async with asyncio.timeout(10):
+        data = await run(provider, request, Reports())
+    assert decoded_frames(data) > 0
+    assert fake.history_entry(prompt_id_for(request.job_id)) is None  # not there yet
+    assert not [r for r in fake.requests if r[1].startswith(("/history", "/queue"))]
+
+
+async def test_without_executed_the_output_comes_from_history(
+    fake: FakeComfyUI, make_provider: Callable[..., ComfyUIProvider]
+) -> None:
+    fake.history_lag_reads, fake.history_lag_mode = 2, HistoryLag.NO_OUTPUTS
+    request = text_request()
+    prompt_id = await make_provider().start(request)
+    other = make_provider(client_id="flowboard-elsewhere")  # gets none of the prompt's events
+    data = await read_all(await other.follow(prompt_id, request, Reports()))
+    assert decoded_frames(data) > 0
+    assert len([r for r in fake.requests if r == ("GET", f"/history/{prompt_id}")]) >= 3
 
 
 async def test_progress_increases_stays_below_100_and_covers_the_range(
@@ -215,7 +282,8 @@ async def test_same_job_started_twice_queues_one_prompt(
     again = await provider.start(request)  # pending or running: found in /queue
     assert first == again and len(fake.prompts) == 1
     await read_all(await provider.follow(first, request, Reports()))
-    assert await provider.start(request) == first  # finished: found in /history
+    # Resumed in a new process: found in /history, not queued again.
+    assert await provider.start(dataclasses.replace(request, resumed=True)) == first
     data = await read_all(await provider.follow(first, request, Reports()))
     assert decoded_frames(data) > 0 and len(fake.prompts) == 1
 
@@ -271,20 +339,51 @@ async def test_history_race_still_completes(
     assert decoded_frames(data) > 0
 
 
-async def test_comfyui_restart_mid_run_fails_as_lost(
+async def restart_while_following(
+    fake: FakeComfyUI, provider: ComfyUIProvider, prompt_id: str, request: VideoRequest
+) -> BaseException | None:
+    """Follow the prompt, restart ComfyUI once it runs; return what the follow raised."""
+    reports = Reports()
+    follow = asyncio.create_task(provider.follow(prompt_id, request, reports))
+    await until(lambda: bool(reports.values))
+    await fake.restart()
+    try:
+        await follow
+    except PermanentProviderError as exc:
+        return exc
+    except TransientProviderError as exc:
+        return exc
+    return None
+
+
+async def test_comfyui_restart_mid_run_submits_the_prompt_again(
+    fake: FakeComfyUI, provider: ComfyUIProvider
+) -> None:
+    fake.step_delay = 0.05
+    request = text_request("job-i2v", workflow="i2v", first_frame=InputImage(png(), "image/png"))
+    prompt_id = await provider.start(request)
+    lost = await restart_while_following(fake, provider, prompt_id, request)
+    # Transient: the processor records an attempt and follows again.
+    assert isinstance(lost, TransientProviderError), lost
+    assert lost.code is ErrorCode.LOST_BY_PROVIDER and prompt_id in lost.message
+    assert [p.prompt_id for p in fake.prompts] == [prompt_id, prompt_id]  # same id again
+    assert len(fake.uploads) == 2  # ComfyUI's temp folder is emptied when it starts
+    data = await read_all(await provider.follow(prompt_id, request, Reports()))
+    assert decoded_frames(data) > 0 and len(fake.prompts) == 2
+
+
+async def test_comfyui_restarted_twice_fails_as_lost(
     fake: FakeComfyUI, provider: ComfyUIProvider
 ) -> None:
     fake.step_delay = 0.05
     request = text_request()
     prompt_id = await provider.start(request)
-    reports = Reports()
-    follow = asyncio.create_task(provider.follow(prompt_id, request, reports))
-    await until(lambda: bool(reports.values))
-    await fake.restart()
-    with pytest.raises(PermanentProviderError) as caught:
-        await follow
-    assert caught.value.code is ErrorCode.LOST_BY_PROVIDER
-    assert prompt_id in caught.value.message
+    first = await restart_while_following(fake, provider, prompt_id, request)
+    assert isinstance(first, TransientProviderError), first
+    second = await restart_while_following(fake, provider, prompt_id, request)
+    assert isinstance(second, PermanentProviderError), second
+    assert second.code is ErrorCode.LOST_BY_PROVIDER and prompt_id in second.message
+    assert len(fake.prompts) == 2  # submitted again once, not twice
 
 
 async def test_cancel_interrupts_and_deletes(fake: FakeComfyUI, provider: ComfyUIProvider) -> None:

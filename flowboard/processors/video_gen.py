@@ -8,6 +8,7 @@ those events moves the task and, on completion, adds the output node to the canv
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -60,6 +61,13 @@ from flowboard.store.assets import AssetStore
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 OUTPUT_OFFSET_X = 360.0
+
+
+def _reason(error: BaseException | None) -> str:
+    """Say why a provider step is retried, in the provider's words."""
+    if isinstance(error, ProviderError):
+        return error.message
+    return str(error) or type(error).__name__ if error is not None else "unknown error"
 
 
 @dataclass
@@ -218,7 +226,7 @@ class VideoGenNodeProcessor:
         if new and not await self._insert(job, asset):
             return
         try:
-            await self._generate(job, asset, provider)
+            await self._generate(job, asset, provider, resumed=not new)
         except asyncio.CancelledError:
             if not self.runner.cancel_requested(job.key):
                 raise  # shutting down: the job resumes after restart
@@ -245,10 +253,13 @@ class VideoGenNodeProcessor:
             return False
         return True
 
-    async def _generate(self, job: Job, asset: GeneratedAsset, provider: VideoProvider) -> None:
+    async def _generate(
+        self, job: Job, asset: GeneratedAsset, provider: VideoProvider, resumed: bool
+    ) -> None:
         elapsed = (utcnow() - asset.created_at).total_seconds()
         async with asyncio.timeout(max(0.0, provider.deadline_seconds - elapsed)):
             request = await self.resolver.request(job, asset.id)
+            request = dataclasses.replace(request, resumed=resumed)
             provider.validate(request)
             operation = asset.operation_id
             if operation is None:
@@ -289,23 +300,31 @@ class VideoGenNodeProcessor:
     ) -> T:
         """Retry a provider step on transient errors per the policy; record each retry."""
         policy = self.settings
+        failed: list[BaseException | None] = [None]
+
+        def keep_error(state: RetryCallState) -> None:
+            # The next attempt starts with its outcome reset: keep the reason for it here.
+            failed[0] = state.outcome.exception() if state.outcome else None
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.provider_attempts),
             wait=wait_exponential_jitter(
                 initial=policy.provider_backoff_seconds, max=policy.provider_backoff_max_seconds
             ),
             retry=retry_if_exception_type(TransientProviderError),
+            before_sleep=keep_error,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
-                    await self._record_retry(job, asset, attempt.retry_state)
+                    await self._record_retry(job, asset, attempt.retry_state, failed[0])
                 return await call()
         raise AssertionError("unreachable: tenacity reraises the last error")
 
-    async def _record_retry(self, job: Job, asset: GeneratedAsset, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
+    async def _record_retry(
+        self, job: Job, asset: GeneratedAsset, state: RetryCallState, error: BaseException | None
+    ) -> None:
         _LOGGER.info(
             "retrying provider call: %s",
             error,
@@ -322,7 +341,7 @@ class VideoGenNodeProcessor:
         await self.tasks.update_task(
             job.execution_id,
             job.node.id,
-            TaskChange(add_attempt=True, description=f"retrying after: {error}"),
+            TaskChange(add_attempt=True, description=f"retrying after: {_reason(error)}"),
         )
 
     async def _cancel_at_provider(self, asset_id: str, provider: VideoProvider) -> None:

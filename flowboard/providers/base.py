@@ -72,6 +72,8 @@ class VideoRequest:
 
     job_id: the GeneratedAsset id; stable across restarts and retries, usable as a
         client-side idempotency key where the provider accepts one.
+    resumed: the job began in an earlier process, so the provider may already hold it
+        (a provider that dedupes by job id checks before submitting again).
     """
 
     job_id: str
@@ -88,6 +90,7 @@ class VideoRequest:
     workflow: str | None = None
     first_frame: InputImage | None = None
     last_frame: InputImage | None = None
+    resumed: bool = False
 
 
 @dataclass(frozen=True)

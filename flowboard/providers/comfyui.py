@@ -1,22 +1,24 @@
 """ComfyUI as a video provider: fill a configured workflow, queue it, follow it, stream the file.
 
-A prompt's id is derived from the job id, so a retried or resumed `start()` finds the
-prompt ComfyUI already has instead of queueing a second one. Events arrive over one
-shared websocket (see EventHub); because sockets drop and ComfyUI forgets its queue on
-restart, every follower also reconciles with /queue and /history on each reconnect and
-every few seconds, and a prompt ComfyUI no longer knows fails as lost_by_provider.
+A prompt's id is derived from the job id, so a resumed `start()` finds the prompt ComfyUI
+already has instead of queueing a second one. Events arrive over one shared websocket
+(see EventHub), subscribed before the prompt is submitted so that none is missed; the
+common path is one upload (only for an image not yet on the server), POST /prompt and
+GET /view. Because sockets drop and ComfyUI forgets its queue on restart, a follower
+reconciles with /queue and /history after a reconnect or a silence. A prompt ComfyUI lost
+is submitted once more (the processor records the attempt); lost again, the job fails
+as lost_by_provider.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
 import aiohttp
 
@@ -31,9 +33,11 @@ from flowboard.providers.base import (
     VideoOutput,
     VideoRequest,
 )
-from flowboard.providers.comfyui_client import ComfyUIClient, OutputFile, Placement, RetryPolicy
-from flowboard.providers.comfyui_events import RECONNECTED, ComfyEvent, EventHub, Subscription
+from flowboard.providers.comfyui_client import ComfyUIClient, OutputFile, Placement
+from flowboard.providers.comfyui_events import EventHub, Subscription
+from flowboard.providers.comfyui_follow import ComfyTiming, Follower, PromptLost
 from flowboard.providers.comfyui_progress import ThrottledReporter, WorkflowProgress
+from flowboard.providers.comfyui_uploads import Uploads
 from flowboard.providers.comfyui_workflow import (
     Workflow,
     check_request,
@@ -42,45 +46,11 @@ from flowboard.providers.comfyui_workflow import (
     load_workflows,
 )
 
+__all__ = ["ComfyTiming", "ComfyUIProvider", "default_client_id", "prompt_id_for"]
+
 _LOGGER = logging.getLogger(__name__)
 _PROMPT_NAMESPACE = uuid.UUID("0b6f7c52-3f0e-4d7a-9a43-2a9d5c1e8f61")
-_OUTPUT_KEYS = ("images", "gifs")  # SaveVideo & co. list videos under images; VHS uses gifs
-_IMAGE_SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
-_CALLS = RetryPolicy()
-_HISTORY = RetryPolicy(attempts=8, initial=0.25, maximum=4.0)
-_RECONNECT = RetryPolicy(initial=0.5, maximum=15.0)
-
-
-@dataclass(frozen=True)
-class ComfyTiming:
-    """How the provider waits and retries; tests shorten these.
-
-    retry: each HTTP call of start() and of reading the output (transient errors only).
-    history: reading /history after execution_success, which can come before the entry.
-    reconnect: the websocket's reconnect backoff.
-    reconcile_seconds: a follower checks /queue and /history after this long without events.
-    lost_checks / lost_check_delay: a prompt found neither queued nor in history is lost
-        only after this many checks this far apart.
-    report_interval: at most one progress report per this many seconds.
-    """
-
-    retry: RetryPolicy = _CALLS
-    history: RetryPolicy = _HISTORY
-    reconnect: RetryPolicy = _RECONNECT
-    reconcile_seconds: float = 5.0
-    lost_checks: int = 3
-    lost_check_delay: float = 2.0
-    report_interval: float = 0.25
-    request_timeout: float = 30.0
-    connect_timeout: float = 10.0
-    heartbeat: float = 30.0
-    chunk_size: int = 1 << 20
-
-    def __post_init__(self) -> None:
-        # Zero waits would turn the follow and reconnect loops into hot loops.
-        waits = (self.reconcile_seconds, self.lost_check_delay, self.request_timeout)
-        if min(waits) <= 0 or self.lost_checks < 1 or self.chunk_size < 1:
-            raise ValueError(f"invalid comfyui timing: {self}")
+MAX_EARLY = 10_000  # subscriptions of submitted prompts nobody followed yet
 
 
 def prompt_id_for(job_id: str) -> str:
@@ -117,165 +87,6 @@ class StreamedOutput:
             self.response.release()
 
 
-def _failure(event: str, data: dict[str, Any]) -> PermanentProviderError:
-    """Turn execution_error / execution_interrupted data into the job's error."""
-    where = f"{data.get('node_type', '?')} (node {data.get('node_id', '?')})"
-    if event == "execution_interrupted":
-        return PermanentProviderError(ErrorCode.CANCELLED, f"interrupted at {where}")
-    message = data.get("exception_message") or data.get("exception_type") or "failed"
-    return PermanentProviderError(ErrorCode.PROVIDER_ERROR, f"{where}: {str(message).strip()}")
-
-
-def _history_failure(entry: dict[str, Any]) -> PermanentProviderError | None:
-    """Return the error a finished history entry records, or None if it succeeded."""
-    status = entry.get("status") or {}
-    if status.get("status_str") != "error":
-        return None
-    for message in status.get("messages") or []:
-        if (
-            isinstance(message, list)
-            and len(message) == 2
-            and message[0] in ("execution_error", "execution_interrupted")
-            and isinstance(message[1], dict)
-        ):
-            return _failure(message[0], message[1])
-    return PermanentProviderError(ErrorCode.PROVIDER_ERROR, "ComfyUI reports the prompt failed")
-
-
-def _files(output: Any) -> list[OutputFile]:
-    """Return the files an output node's UI output lists."""
-    if not isinstance(output, dict):
-        return []
-    found: list[OutputFile] = []
-    for key in _OUTPUT_KEYS:
-        for item in output.get(key) or []:
-            if isinstance(item, dict) and item.get("filename"):
-                found.append(
-                    OutputFile(
-                        str(item["filename"]),
-                        str(item.get("subfolder") or ""),
-                        str(item.get("type") or "output"),
-                    )
-                )
-    return found
-
-
-@dataclass
-class _Follower:
-    """The wait for one prompt's end: its events, reconciles and progress."""
-
-    provider: ComfyUIProvider
-    prompt_id: str
-    job_id: str
-    workflow: Workflow
-    sub: Subscription
-    reporter: ThrottledReporter
-    tracker: WorkflowProgress
-    seen_files: list[OutputFile] = field(default_factory=list)
-    misses: int = 0
-    failing: bool = False
-
-    @property
-    def extra(self) -> dict[str, str]:
-        return {"prompt_id": self.prompt_id, "job_id": self.job_id}
-
-    async def run(self) -> list[OutputFile]:
-        """Wait for the prompt to end; return its files or raise its error."""
-        # First look: the prompt may have ended while nobody listened (resume, late socket).
-        files = await self._reconcile()
-        while files is None:  # bounded by the caller's deadline
-            event = await self._next_event()
-            if event is None or event.type == RECONNECTED:
-                files = await self._reconcile()
-            else:
-                files = await self._on_event(event)
-        return files
-
-    async def _next_event(self) -> ComfyEvent | None:
-        timing = self.provider.timing
-        wait = timing.lost_check_delay if self.misses else timing.reconcile_seconds
-        try:
-            async with asyncio.timeout(wait):
-                return await self.sub.queue.get()
-        except TimeoutError:
-            return None
-
-    async def _on_event(self, event: ComfyEvent) -> list[OutputFile] | None:
-        self.misses = 0
-        if event.type == "execution_success":
-            return await self._outputs()
-        if event.type in ("execution_error", "execution_interrupted"):
-            raise _failure(event.type, event.data)
-        if event.type == "executed" and str(event.data.get("node")) == self.workflow.output_node:
-            self.seen_files = _files(event.data.get("output"))
-        await self.reporter.offer(self.tracker.apply(event.type, event.data))
-        return None
-
-    async def _reconcile(self) -> list[OutputFile] | None:
-        """Ask ComfyUI where the prompt is; return its files if it succeeded."""
-        client = self.provider.client
-        try:
-            # Queue first: ComfyUI moves a prompt from the queue to history atomically.
-            placement = await client.queue_placement(self.prompt_id)
-            queued = placement is not Placement.UNKNOWN
-            entry = None if queued else await client.history(self.prompt_id)
-        except TransientProviderError as exc:
-            if not self.failing:  # log once when ComfyUI starts failing, once when it recovers
-                _LOGGER.warning("comfyui unreachable, still waiting: %s", exc, extra=self.extra)
-            self.failing = True
-            return None
-        if self.failing:
-            _LOGGER.info("comfyui reachable again", extra=self.extra)
-            self.failing = False
-        if queued:
-            self.misses = 0
-            return None
-        if entry is not None:
-            return await self._finished(entry)
-        self._missing()
-        return None
-
-    def _missing(self) -> None:
-        """Count a check that found the prompt nowhere; fail it as lost after enough."""
-        self.misses += 1
-        if self.misses < self.provider.timing.lost_checks:
-            return
-        raise PermanentProviderError(
-            ErrorCode.LOST_BY_PROVIDER,
-            f"ComfyUI no longer knows prompt {self.prompt_id} (restarted?)",
-        )
-
-    async def _finished(self, entry: dict[str, Any]) -> list[OutputFile]:
-        failure = _history_failure(entry)
-        if failure is not None:
-            raise failure
-        files = _files((entry.get("outputs") or {}).get(self.workflow.output_node))
-        return files or await self._outputs()
-
-    async def _outputs(self) -> list[OutputFile]:
-        """Read the output node's files from /history, retrying while the entry lags."""
-
-        async def read() -> list[OutputFile]:
-            entry = await self.provider.client.history(self.prompt_id)
-            if entry is not None and (failure := _history_failure(entry)) is not None:
-                raise failure
-            outputs = (entry or {}).get("outputs") or {}
-            files = _files(outputs.get(self.workflow.output_node))
-            if not files:
-                raise TransientProviderError("ComfyUI history has no outputs yet")
-            return files
-
-        try:
-            return await self.provider.timing.history.call(read, self.extra)
-        except TransientProviderError:
-            if self.seen_files:  # the executed event named the files: use them
-                return self.seen_files
-            raise PermanentProviderError(
-                ErrorCode.EMPTY_RESULT,
-                f"ComfyUI finished but node {self.workflow.output_node} output no video",
-            ) from None
-
-
 class ComfyUIProvider:
     """Runs configured ComfyUI workflows as video jobs.
 
@@ -301,9 +112,21 @@ class ComfyUIProvider:
             heartbeat=self.timing.heartbeat,
         )
         self.client_id = client_id or default_client_id(work_dir)
+        kind = "input" if settings.keep_inputs else "temp"
+        self.uploads = Uploads(self.client, self.timing.retry, kind)
         self._hub = EventHub(
-            self.client, self.client_id, self.timing.reconnect, self.timing.connect_timeout
+            self.client,
+            self.client_id,
+            self.timing.reconnect,
+            self.timing.connect_timeout,
+            on_connect=self.uploads.forget,
         )
+        # Submitted prompts whose follow() has not begun: their events wait here.
+        self._early: dict[str, Subscription] = {}
+        # Prompts whose submission may or may not have reached ComfyUI (a failed start).
+        self._uncertain: set[str] = set()
+        # Prompts ComfyUI lost once and that were submitted again.
+        self._resubmitted: set[str] = set()
 
     @property
     def deadline_seconds(self) -> float:
@@ -322,21 +145,78 @@ class ComfyUIProvider:
     def validate(self, request: VideoRequest) -> None:
         check_request(self._workflow(request), request)
 
+    async def reachable(self) -> bool:
+        """Say whether ComfyUI answers /system_stats now (for readiness reports)."""
+        try:
+            await self.client.system_stats()
+        except ProviderError:
+            return False
+        return True
+
     async def start(self, request: VideoRequest) -> str:
         workflow = self._workflow(request)
         check_request(workflow, request)
         prompt_id = prompt_id_for(request.job_id)
         extra = {"prompt_id": prompt_id, "job_id": request.job_id}
-        if await self.timing.retry.call(lambda: self._known(prompt_id), extra):
+        # Only a job that may have been submitted before asks ComfyUI first: the common
+        # path is the upload (if any) and POST /prompt.
+        doubtful = request.resumed or prompt_id in self._uncertain or prompt_id in self._early
+        if doubtful and await self.timing.retry.call(lambda: self._known(prompt_id), extra):
             _LOGGER.info("comfyui already has the prompt; not queueing again", extra=extra)
+            self._uncertain.discard(prompt_id)
             return prompt_id
-        image = await self._upload(request, extra) if request.first_frame is not None else None
-        graph = fill(workflow, inputs_for(workflow, request, image))
-        # Connect first: ComfyUI does not replay the events of a prompt to a late socket.
-        await self._hub.wait_connected(self.timing.connect_timeout)
-        await self.timing.retry.call(lambda: self._submit(graph, prompt_id), extra)
+        await self._submit(workflow, request, prompt_id, extra, again=False)
         _LOGGER.info("comfyui prompt queued (workflow %s)", workflow.name, extra=extra)
         return prompt_id
+
+    async def _submit(
+        self,
+        workflow: Workflow,
+        request: VideoRequest,
+        prompt_id: str,
+        extra: dict[str, str],
+        *,
+        again: bool,
+    ) -> None:
+        """Subscribe, upload the input (if any), queue the prompt; `again` re-uploads."""
+        # Connect first: ComfyUI does not replay the events of a prompt to a late socket
+        # (and a connection forgets the uploads, which a restarted server may have lost).
+        # Subscribed once connected, so only a later reconnect queues a RECONNECTED.
+        await self._hub.wait_connected(self.timing.connect_timeout)
+        self._subscribe_early(prompt_id)
+        image = None
+        if request.first_frame is not None:
+            image = await self.uploads.value_for(request.first_frame, extra, again=again)
+        graph = fill(workflow, inputs_for(workflow, request, image))
+        failures = 0
+
+        async def send() -> None:
+            nonlocal failures
+            # A failed answer may still have queued the prompt: look before sending again.
+            if failures and await self._known(prompt_id):
+                return
+            failures += 1
+            await self.client.submit(graph, self.client_id, prompt_id)
+
+        self._uncertain.add(prompt_id)
+        try:
+            await self.timing.retry.call(send, extra)
+        except PermanentProviderError:
+            self._uncertain.discard(prompt_id)  # refused: nothing was queued
+            self._drop_early(prompt_id)
+            raise
+        self._uncertain.discard(prompt_id)
+
+    def _subscribe_early(self, prompt_id: str) -> None:
+        self._drop_early(prompt_id)
+        if len(self._early) >= MAX_EARLY:  # never followed (a job that died): oldest goes
+            self._drop_early(next(iter(self._early)))
+        self._early[prompt_id] = self._hub.subscribe(prompt_id)
+
+    def _drop_early(self, prompt_id: str) -> None:
+        sub = self._early.pop(prompt_id, None)
+        if sub is not None:
+            sub.close()
 
     async def _known(self, prompt_id: str) -> bool:
         """Say whether ComfyUI holds the prompt (queued, running or finished)."""
@@ -344,40 +224,51 @@ class ComfyUIProvider:
             return True
         return await self.client.history(prompt_id) is not None
 
-    async def _submit(self, graph: dict[str, Any], prompt_id: str) -> None:
-        # Checked on every attempt: a failed answer may still have queued the prompt.
-        if not await self._known(prompt_id):
-            await self.client.submit(graph, self.client_id, prompt_id)
-
-    async def _upload(self, request: VideoRequest, extra: dict[str, str]) -> str:
-        frame = request.first_frame
-        assert frame is not None
-        # Named after the job: a retry uploads the same name and bytes, which ComfyUI dedupes.
-        name = f"{request.job_id}{_IMAGE_SUFFIXES.get(frame.content_type, '.png')}"
-        return await self.timing.retry.call(
-            lambda: self.client.upload_image(name, frame.data, frame.content_type), extra
-        )
-
     async def follow(
         self, operation_id: str, request: VideoRequest, report: ProgressCallback
     ) -> VideoOutput:
         workflow = self._workflow(request)
-        follower = _Follower(
-            provider=self,
+        early = self._early.pop(operation_id, None)
+        follower = Follower(
+            client=self.client,
+            timing=self.timing,
             prompt_id=operation_id,
             job_id=request.job_id,
             workflow=workflow,
-            sub=self._hub.subscribe(operation_id),
+            sub=early or self._hub.subscribe(operation_id),
             reporter=ThrottledReporter(report, self.timing.report_interval),
             tracker=WorkflowProgress.for_graph(workflow.graph, workflow.output_node),
+            fresh=early is not None,
         )
         try:
             files = await follower.run()
+        except PromptLost:
+            await self._lost(workflow, request, operation_id, follower.extra)
         finally:
             follower.sub.close()
+        self._resubmitted.discard(operation_id)
         await follower.reporter.flush()
         _LOGGER.info("comfyui prompt finished", extra=follower.extra)
         return await self._open(files[0], follower.extra)
+
+    async def _lost(
+        self, workflow: Workflow, request: VideoRequest, prompt_id: str, extra: dict[str, str]
+    ) -> NoReturn:
+        """Submit a lost prompt once more and raise a transient error; lost twice: fail."""
+        if prompt_id in self._resubmitted:
+            self._resubmitted.discard(prompt_id)
+            raise PermanentProviderError(
+                ErrorCode.LOST_BY_PROVIDER,
+                f"ComfyUI lost prompt {prompt_id} twice (restarted?); not submitting it again",
+            )
+        _LOGGER.warning("comfyui lost the prompt (restarted?); submitting it again", extra=extra)
+        await self._submit(workflow, request, prompt_id, extra, again=True)
+        self._resubmitted.add(prompt_id)
+        # Transient: the caller records the attempt and follows again, from the early events.
+        raise TransientProviderError(
+            f"ComfyUI lost prompt {prompt_id} (restarted?); submitted it again",
+            ErrorCode.LOST_BY_PROVIDER,
+        )
 
     async def _open(self, file: OutputFile, extra: dict[str, str]) -> StreamedOutput:
         response = await self.timing.retry.call(lambda: self.client.open_view(file), extra)
@@ -388,6 +279,8 @@ class ComfyUIProvider:
 
     async def cancel(self, operation_id: str) -> None:
         extra = {"prompt_id": operation_id}
+        self._drop_early(operation_id)
+        self._resubmitted.discard(operation_id)
         # Delete first, then interrupt: a prompt that starts in between is still stopped.
         for action in (self.client.delete_pending, self.client.interrupt):
             try:
@@ -398,5 +291,7 @@ class ComfyUIProvider:
                 _LOGGER.exception("comfyui cancel step crashed", extra=extra)
 
     async def close(self) -> None:
+        for prompt_id in list(self._early):
+            self._drop_early(prompt_id)
         await self._hub.close()
         await self.client.close()

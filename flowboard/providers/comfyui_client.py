@@ -185,16 +185,29 @@ class ComfyUIClient:
             )
         return reply.json()
 
-    async def upload_image(self, name: str, data: bytes, content_type: str) -> str:
-        """Upload an input image; return the LoadImage value (`subfolder/name`)."""
+    async def upload_image(
+        self, name: str, data: bytes, content_type: str, kind: str = "input"
+    ) -> str:
+        """Upload an input image to ComfyUI's `kind` folder; return the LoadImage value.
+
+        The value is `subfolder/name`, annotated ` [temp]` for the temp folder (LoadImage
+        resolves `name [temp]` there).
+        """
         form = aiohttp.FormData()
         form.add_field("image", data, filename=name, content_type=content_type)
+        form.add_field("type", kind)
         form.add_field("subfolder", UPLOAD_SUBFOLDER)
         answer = await self._json("POST", "/upload/image", data=form)
         if not isinstance(answer, dict) or not answer.get("name"):
             raise PermanentProviderError(ErrorCode.PROVIDER_ERROR, "ComfyUI upload gave no name")
         subfolder = str(answer.get("subfolder") or "")
-        return f"{subfolder}/{answer['name']}" if subfolder else str(answer["name"])
+        value = f"{subfolder}/{answer['name']}" if subfolder else str(answer["name"])
+        stored = str(answer.get("type") or kind)
+        return value if stored == "input" else f"{value} [{stored}]"
+
+    async def system_stats(self) -> None:
+        """Ask /system_stats, which answers once the server is up; raise if it does not."""
+        await self._json("GET", "/system_stats")
 
     async def submit(self, graph: dict[str, Any], client_id: str, prompt_id: str) -> None:
         """Queue a prompt under our own id; a 400 becomes a PermanentProviderError."""

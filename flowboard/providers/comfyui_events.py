@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,9 +61,15 @@ class EventHub:
     """
 
     def __init__(
-        self, client: ComfyUIClient, client_id: str, backoff: RetryPolicy, connect_timeout: float
+        self,
+        client: ComfyUIClient,
+        client_id: str,
+        backoff: RetryPolicy,
+        connect_timeout: float,
+        on_connect: Callable[[], None] | None = None,
     ) -> None:
         self.client_id = client_id
+        self._on_connect = on_connect
         self._client, self._backoff, self._connect_timeout = client, backoff, connect_timeout
         self._subs: dict[str, set[Subscription]] = {}
         self._connected = asyncio.Event()
@@ -142,6 +149,8 @@ class EventHub:
 
     def _on_connected(self) -> None:
         self._connected.set()
+        if self._on_connect is not None:
+            self._on_connect()
         for subs in list(self._subs.values()):
             for sub in list(subs):
                 sub.push(ComfyEvent(RECONNECTED, {}))

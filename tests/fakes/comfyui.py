@@ -62,6 +62,9 @@ class FakeComfyUI:
     - drop_websockets_after(messages, client_id=None, abrupt=False): close the open
       socket(s) after `messages` more messages; the prompt keeps running. abrupt=True cuts
       the transport without a close frame.
+    - history_delay: seconds between execution_success and the prompt entering history (it
+      stays in queue_running meanwhile), as on a real server where the first /history read
+      right after execution_success often misses. Default 0.
     - history_lag_reads / history_lag_mode: after a prompt succeeds, its next N /history
       reads answer {} (HistoryLag.MISSING) or the entry with outputs {} (NO_OUTPUTS).
     - await restart(): forget queue, history, cache and queue numbers, kill the running
@@ -75,7 +78,8 @@ class FakeComfyUI:
     - clear_faults(): reset every knob above.
 
     Records for assertions: prompts, rejected_prompts, uploads, interrupts, queue_deletes,
-    failed_requests, ws_connections, sent (every websocket message), restarts.
+    failed_requests, requests ((method, path) of every HTTP request handled, /ws included),
+    ws_connections, sent (every websocket message), restarts.
     """
 
     def __init__(self, root: Path, *, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -84,6 +88,7 @@ class FakeComfyUI:
         self.step_delay = 0.0
         self.node_delay = 0.0
         self.step_progress_state = False
+        self.history_delay = 0.0
         self.history_lag_reads = 0
         self.history_lag_mode = HistoryLag.MISSING
         self.failing_nodes: dict[str, NodeFailure] = {}
@@ -206,6 +211,7 @@ class FakeComfyUI:
         """Reset every misbehaviour knob."""
         self.step_delay = self.node_delay = 0.0
         self.step_progress_state = False
+        self.history_delay = 0.0
         self.history_lag_reads = 0
         self.history_lag_mode = HistoryLag.MISSING
         self.failing_nodes.clear()
@@ -239,6 +245,11 @@ class FakeComfyUI:
     def failed_requests(self) -> list[FailedRequest]:
         """Return the HTTP requests failed on purpose."""
         return self._faults.failed
+
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        """Return (method, path) of every HTTP request handled, in order (/api/ stripped)."""
+        return self._faults.handled
 
     @property
     def ws_connections(self) -> list[WsConnection]:
@@ -323,6 +334,8 @@ class FakeComfyUI:
             entry = HistoryEntry(item, "error", [], {})
         if entry.status_str == "success":
             entry.hidden_reads, entry.lag = self.history_lag_reads, self.history_lag_mode
+            if self.history_delay > 0:
+                await asyncio.sleep(self.history_delay)  # still in queue_running meanwhile
         self._history[item.prompt_id] = entry
         self._running = None
         await self._notify()

@@ -57,6 +57,7 @@ class HttpFaults:
 
     rule: FailRule | None = None
     failed: list[FailedRequest] = field(default_factory=list)
+    handled: list[tuple[str, str]] = field(default_factory=list)
     ratio: float = 0.0
     statuses: tuple[int, ...] = (503,)
     rng: random.Random = field(default_factory=random.Random)
@@ -91,6 +92,7 @@ async def _inject_faults(request: web.Request, handler: Handler) -> web.StreamRe
     path = route_path(request)
     status = faults.pick(path)
     if status is None:
+        faults.handled.append((request.method, path))
         return await handler(request)
     faults.failed.append(FailedRequest(request.method, path, status))
     headers = {"Retry-After": "1"} if status == 429 else None
