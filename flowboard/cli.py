@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import logging
-import re
+import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
 
-from flowboard.auth.tokens import ApiToken, TokenService
-from flowboard.config import ConfigError, Settings, load_settings
+from flowboard import __version__, runfiles
+from flowboard.commands import tokens
+from flowboard.config import ConfigError, Settings, config_path, load_settings
 from flowboard.log import configure_logging
 
 _LOGGER = logging.getLogger(__name__)
@@ -26,37 +29,23 @@ GC_YOUNG_THRESHOLD = 20_000
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowboard", description="Flowboard canvas service")
-    parser.add_argument("--config", type=Path, help="config file (default: ./config.toml)")
+    parser.add_argument("--version", action="version", version=f"flowboard {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="config file (default: $FLOWBOARD_CONFIG, else ./config.toml if present)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
-    _token_parser(commands)
+    tokens.add_parser(commands)
+    commands.add_parser("schema", help="print the JSON Schema of flow files (flowboard.flow/v1)")
     return parser
 
 
-def _org(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
-        raise argparse.ArgumentTypeError("1-64 letters, digits or _ . : -")
-    return value
-
-
-def _token_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    token = commands.add_parser("token", help="create, list and revoke API tokens")
-    actions = token.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", help="create a token and print it (shown only once)")
-    create.add_argument("--org", required=True, type=_org, help="organisation the token acts for")
-    create.add_argument("--name", required=True, help="what the token is for")
-    listing = actions.add_parser("list", help="list tokens (never their plain text)")
-    listing.add_argument("--org", type=_org, help="only this organisation's tokens")
-    revoke = actions.add_parser("revoke", help="revoke a token by id")
-    revoke.add_argument("id", help="token id (tok_...)")
-
-
 def _settings(args: argparse.Namespace) -> Settings:
-    path: Path | None = args.config
-    if path is None and Path("config.toml").exists():
-        path = Path("config.toml")
+    path = config_path(args.config, os.environ)
     overrides = {}
     given = (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
     server = {k: v for k, v in given if v is not None}
@@ -88,78 +77,84 @@ async def settle_gc(app: web.Application) -> None:
     _LOGGER.info("garbage collector settled", extra={"frozen": gc.get_freeze_count()})
 
 
+FIRST_TOKEN_HINT = (
+    "no API token exists yet: every API route needs one. Create the first with "
+    "`flowboard token create --org default --name admin` (it works while serve runs)"
+)
+
+
+async def hint_first_token(app: web.Application) -> None:
+    """On a database with no token, say in one line how to make the first one."""
+    from flowboard.keys import DATABASE, SETTINGS
+
+    if app[SETTINGS].auth.enabled and await app[DATABASE].tokens.find_one({}, {"_id": 1}) is None:
+        _LOGGER.warning(FIRST_TOKEN_HINT)
+
+
+def _local_url(host: str, port: int) -> str:
+    """A URL of the service for commands on this machine (a wildcard address is loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound (not yet listening) to the service's address, to learn its port."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def serve(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM, then shut down gracefully."""
     from flowboard.app import create_app
 
     app = create_app(settings)
     app.on_startup.append(settle_gc)  # after the start-up contexts, imports included
+    app.on_startup.append(hint_first_token)
     loop = _event_loop(settings.server.event_loop)
+    sock = _bind(settings.server.host, settings.server.port)
+    port = int(sock.getsockname()[1])
+    entry = runfiles.Published(
+        pid=os.getpid(), port=port, url=_local_url(settings.server.host, port)
+    )
+
+    async def publish(_: web.Application) -> None:
+        # `flowboard run` finds the service through this file; withdrawn on exit.
+        runfiles.publish(settings.data_path, runfiles.SERVE_FILE, entry)
+
+    app.on_startup.append(publish)
     _LOGGER.info(
         "serving",
-        extra={
-            "host": settings.server.host,
-            "port": settings.server.port,
-            "event_loop": type(loop).__module__,
-        },
+        extra={"host": settings.server.host, "port": port, "event_loop": type(loop).__module__},
     )
-    web.run_app(
-        app,
-        loop=loop,
-        host=settings.server.host,
-        port=settings.server.port,
-        shutdown_timeout=settings.server.shutdown_grace_seconds,
-        access_log=None,
-        print=None,
-    )
+    try:
+        web.run_app(
+            app,
+            loop=loop,
+            sock=sock,
+            shutdown_timeout=settings.server.shutdown_grace_seconds,
+            access_log=None,
+            print=None,
+        )
+    finally:
+        sock.close()
+        runfiles.withdraw(settings.data_path, runfiles.SERVE_FILE, os.getpid())
     return 0
 
 
-TOKEN_COLUMNS = ("id", "org", "name", "created", "last_used", "state")
+def _print_schema() -> int:
+    from flowboard.flowdoc import json_schema
 
-
-def _describe_token(token: ApiToken) -> str:
-    used = f"{token.last_used_at:%Y-%m-%dT%H:%M:%SZ}" if token.last_used_at else "-"
-    state = "active" if token.active else f"revoked {token.revoked_at:%Y-%m-%dT%H:%M:%SZ}"
-    created = f"{token.created_at:%Y-%m-%dT%H:%M:%SZ}"
-    return "\t".join((token.id, token.org_id, token.name, created, used, state))
-
-
-async def _create_token(tokens: TokenService, args: argparse.Namespace) -> int:
-    issued = await tokens.create(args.org, args.name)
-    sys.stderr.write(f"created {issued.token.id} for org {args.org}; it is shown only once\n")
-    sys.stdout.write(f"{issued.plain}\n")  # stdout holds the token alone, for scripts
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
     return 0
-
-
-async def _list_tokens(tokens: TokenService, args: argparse.Namespace) -> int:
-    rows = ["\t".join(TOKEN_COLUMNS), *(_describe_token(t) for t in await tokens.list(args.org))]
-    sys.stdout.write("".join(f"{row}\n" for row in rows))
-    return 0
-
-
-async def _revoke_token(tokens: TokenService, args: argparse.Namespace) -> int:
-    revoked = await tokens.revoke(args.id)
-    if revoked is None:
-        sys.stderr.write(f"flowboard: no token {args.id!r}\n")
-        return 1
-    sys.stdout.write(f"revoked {revoked.id}\n")
-    return 0
-
-
-async def _token_command(settings: Settings, args: argparse.Namespace) -> int:
-    """Run one `flowboard token ...` action against the configured database."""
-    from flowboard.db.lifecycle import open_database
-    from flowboard.store.tokens import TokenStore
-
-    action = {"create": _create_token, "list": _list_tokens, "revoke": _revoke_token}[args.action]
-    async with open_database(settings) as database:
-        return await action(TokenService(TokenStore(database)), args)
-
-
-def token_command(settings: Settings, args: argparse.Namespace) -> int:
-    """`flowboard token create|list|revoke`."""
-    return asyncio.run(_token_command(settings, args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.logging.level, settings.logging.format)
     try:
         if args.command == "token":
-            return token_command(settings, args)
+            return tokens.run(settings, args)
+        if args.command == "schema":
+            return _print_schema()
         return serve(settings)
     except Exception as exc:  # start-up failures: one clear line, no traceback
         message = str(exc) or type(exc).__name__

@@ -259,23 +259,66 @@ def _describe(error: ValidationError) -> str:
     return f"config error: {where}: {first['msg']}{shown}"
 
 
+# Settings that name files: relative values in a config file mean "beside that file"
+# ("*" stands for any table name).
+FILE_SETTINGS = (
+    ("data_dir",),
+    ("providers", "veo", "credentials_file"),
+    ("providers", "comfyui", "workflows", "*", "file"),
+)
+
+
+def config_path(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The config file to read: --config, else FLOWBOARD_CONFIG, else ./config.toml if any."""
+    if explicit is not None:
+        return explicit
+    if environ.get("FLOWBOARD_CONFIG"):
+        return Path(environ["FLOWBOARD_CONFIG"])
+    default = Path("config.toml")
+    return default if default.is_file() else None
+
+
+def _resolve_files(node: Any, keys: tuple[str, ...], base: Path) -> None:
+    """Make the relative file settings under `node` absolute against `base`."""
+    if not isinstance(node, dict) or not keys:
+        return
+    first, rest = keys[0], keys[1:]
+    children = list(node) if first == "*" else [first]
+    for name in children:
+        value = node.get(name)
+        if rest:
+            _resolve_files(value, rest, base)
+        elif isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            node[name] = str((base / value).resolve())
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config error: file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config error: {path}: {exc}") from exc
+    base = path.resolve().parent
+    for keys in FILE_SETTINGS:
+        _resolve_files(raw, keys, base)
+    return raw
+
+
 def load_settings(
     path: Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Read the TOML file (if any), apply env overrides, then explicit overrides."""
+    """Read the TOML file (if any), apply env overrides, then explicit overrides.
+
+    Relative file settings of the TOML file resolve against the file's folder; those
+    of the environment and the overrides against the working directory.
+    """
     env = os.environ if environ is None else environ
     if path is None and env.get("FLOWBOARD_CONFIG"):
         path = Path(env["FLOWBOARD_CONFIG"])
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config error: file not found: {path}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config error: {path}: {exc}") from exc
+    raw: dict[str, Any] = {} if path is None else _read_file(path)
     _apply_env(raw, env)
     _merge(raw, overrides or {})
     try:

@@ -105,6 +105,10 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("GET", WEBHOOK): Recipe(),
     ("DELETE", WEBHOOK): Recipe(),
     ("GET", f"{WEBHOOK}/deliveries"): Recipe(),
+    ("GET", f"{FLOW}/export"): Recipe(),
+    ("POST", f"{API}/flows/import"): Recipe(
+        lambda ids: {"json": {"format": "flowboard.flow/v1", "name": "Imported"}}, own_scope=True
+    ),
 }
 GUARDED = [ep for ep in all_endpoints() if not ep.public]
 

@@ -11,9 +11,12 @@ from flowboard.config import ConfigError, load_settings
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_repo_config_file_matches_defaults() -> None:
+def test_repo_config_file_matches_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # the default data_dir is relative to the working directory
     from_file = load_settings(REPO / "config.toml", environ={})
-    assert from_file == load_settings(None, environ={})
+    defaults = load_settings(None, environ={})
+    assert from_file.data_path == defaults.data_path == REPO / "data"
+    assert from_file.model_copy(update={"data_dir": "./data"}) == defaults
 
 
 def test_env_overrides_nested_keys(tmp_path: Path) -> None:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flowboard.api import assets, executions, flows, health, metrics, subscribe, webhooks
+from flowboard.api import (
+    assets,
+    executions,
+    flow_transfer,
+    flows,
+    health,
+    metrics,
+    subscribe,
+    webhooks,
+)
 from flowboard.api.endpoint import Endpoint
 from flowboard.api.openapi import OPENAPI_DOCUMENT, OPENAPI_ENDPOINT, build_openapi
 
@@ -14,6 +23,7 @@ def all_endpoints() -> list[Endpoint]:
         *health.endpoints(),
         *metrics.endpoints(),
         *flows.endpoints(),
+        *flow_transfer.endpoints(),
         *subscribe.endpoints(),
         *executions.endpoints(),
         *assets.endpoints(),

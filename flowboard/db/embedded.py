@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from flowboard import runfiles
+
 _LOGGER = logging.getLogger(__name__)
 SERVER_PROGRAM = "secantusd-py"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -116,11 +118,17 @@ class EmbeddedMongo:
                 f"embedded database did not answer on port {self.port} within {timeout:.0f} s"
             ) from exc
         _LOGGER.info("embedded database up", extra={"port": self.port})
+        # Other flowboard commands (token, backup) find the running server through this file.
+        entry = runfiles.Published(pid=self.process.pid, port=self.port)
+        runfiles.publish(self.storage_path.parent, runfiles.DATABASE_FILE, entry)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Terminate the server, killing it if it does not exit in time."""
         proc, self.process = self.process, None
-        if proc is None or proc.returncode is not None:
+        if proc is None:
+            return
+        runfiles.withdraw(self.storage_path.parent, runfiles.DATABASE_FILE, proc.pid)
+        if proc.returncode is not None:
             return
         proc.terminate()
         try:

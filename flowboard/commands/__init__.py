@@ -1,0 +1,1 @@
+"""The `flowboard` subcommands other than `serve`: one module each."""
