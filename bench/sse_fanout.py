@@ -193,7 +193,7 @@ async def _subscriber(
             if not chunk:
                 break
             for name, data in parser.feed(chunk):
-                if name != "SYNC_CANVAS":
+                if name not in ("SYNC_CANVAS", "CANVAS_PATCH"):
                     continue
                 revision = revision_of(data)
                 got = state.times.setdefault(revision, [])

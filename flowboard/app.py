@@ -14,6 +14,7 @@ from flowboard.api.errors import error_middleware
 from flowboard.api.ratelimit import RateLimiter, ratelimit_middleware
 from flowboard.api.routes import setup_routes
 from flowboard.auth.service import Authenticator
+from flowboard.canvas.limits import FlowLimits
 from flowboard.canvas.service import CanvasService
 from flowboard.config import Settings
 from flowboard.db.lifecycle import open_database
@@ -77,7 +78,12 @@ async def _sweep_channels(hub: StreamHub) -> None:
 async def _canvas_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = StreamHub(capacity=app[SETTINGS].sse.buffer_size)
     app[HUB] = hub
-    app[CANVAS] = CanvasService(FlowStore(app[DATABASE]), hub)
+    limits = app[SETTINGS].canvas
+    app[CANVAS] = CanvasService(
+        FlowStore(app[DATABASE]),
+        hub,
+        FlowLimits(limits.max_nodes, limits.max_edges, limits.max_flow_bytes),
+    )
     sweeper = asyncio.create_task(_sweep_channels(hub), name="flowboard.stream-sweeper")
     try:
         yield

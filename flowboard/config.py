@@ -202,6 +202,12 @@ class RateLimitSettings(_Section):
     burst: int = Field(default=20, ge=1)
 
 
+class CanvasSettings(_Section):
+    max_nodes: int = Field(default=2_000, ge=1)
+    max_edges: int = Field(default=10_000, ge=0)
+    max_flow_bytes: int = Field(default=4 * 1_048_576, ge=1024, le=15 * 1_048_576)
+
+
 class Settings(_Section):
     """Every setting of the service; see config.toml for the meaning of each."""
 
@@ -218,6 +224,7 @@ class Settings(_Section):
     network: NetworkSettings = NetworkSettings()
     webhooks: WebhooksSettings = WebhooksSettings()
     ratelimit: RateLimitSettings = RateLimitSettings()
+    canvas: CanvasSettings = CanvasSettings()
 
     @property
     def data_path(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ from aiohttp import ClientResponse
 
 from flowboard.app import create_app
 from flowboard.keys import HUB
-from tests.servers.app import AppClient, MakeSettings, SseReader
+from tests.servers.app import AppClient, FlowboardClient, MakeSettings, SseReader
 
 API = "/api/creative-flowboard"
 Reader = Callable[[ClientResponse], SseReader]
@@ -35,7 +36,7 @@ async def _edits(client: AppClient, flow_id: str) -> list[int]:
     return [(await a.json())["revision"] for a in answers]
 
 
-async def test_one_sync_canvas_per_change_in_order(client: AppClient, sse: Reader) -> None:
+async def test_one_canvas_patch_per_change_in_order(client: AppClient, sse: Reader) -> None:
     flow_id = await _flow(client)
     async with client.get(f"{API}/subscribe/{flow_id}") as resp:
         assert resp.status == 200
@@ -45,13 +46,50 @@ async def test_one_sync_canvas_per_change_in_order(client: AppClient, sse: Reade
         assert snapshot["event"] == "SYNC_CANVAS" and snapshot["data"]["revision"] == 1
         revisions = await _edits(client, flow_id)
         frames = [await reader.next() for _ in revisions]
-    assert [f["event"] for f in frames] == ["SYNC_CANVAS"] * 5
+    # Each edit is a CANVAS_PATCH carrying only what changed (issue 12: the snapshot
+    # is for (re)connecting; before, every edit sent the whole flow as SYNC_CANVAS).
+    assert [f["event"] for f in frames] == ["CANVAS_PATCH"] * 5
     assert [f["data"]["revision"] for f in frames] == revisions == [2, 3, 4, 5, 6]
+    assert [f["data"]["baseRevision"] for f in frames] == [1, 2, 3, 4, 5]
+    assert all(f["data"]["flowId"] == flow_id for f in frames)
     seqs = [int(f["id"].split(".")[1]) for f in frames]
     assert seqs == sorted(seqs) and len(set(seqs)) == 5
-    assert frames[2]["data"]["edges"][0]["id"] == "e"
-    assert frames[3]["data"]["nodes"][1]["position"] == {"x": 5.0, "y": 6.0}
-    assert [n["id"] for n in frames[4]["data"]["nodes"]] == ["b"]
+    assert [n["id"] for n in frames[0]["data"]["nodes"]] == ["a"]
+    assert frames[2]["data"]["edges"][0]["id"] == "e" and frames[2]["data"]["nodes"] == []
+    assert [n["id"] for n in frames[3]["data"]["nodes"]] == ["b"]
+    assert frames[3]["data"]["nodes"][0]["position"] == {"x": 5.0, "y": 6.0}
+    assert frames[4]["data"]["removedNodes"] == ["a"]
+    assert frames[4]["data"]["removedEdges"] == ["e"]
+    assert "name" not in frames[4]["data"] and "metadata" not in frames[4]["data"]
+
+
+async def test_patches_rebuild_the_flow_a_client_holds(client: AppClient, sse: Reader) -> None:
+    """Applying each patch to the snapshot, as a canvas page does, gives the stored flow."""
+    flow_id = await _flow(client)
+    async with client.get(f"{API}/subscribe/{flow_id}") as resp:
+        reader = sse(resp)
+        held = (await reader.next())["data"]
+        revisions = await _edits(client, flow_id)
+        await client.patch(f"{API}/flows/{flow_id}", json={"name": "Renamed", "metadata": {"k": 1}})
+        for _ in range(len(revisions) + 1):
+            held = apply_patch(held, (await reader.next())["data"])
+    stored = await (await client.get(f"{API}/flows/{flow_id}")).json()
+    assert held == stored and held["name"] == "Renamed"
+
+
+def apply_patch(flow: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """A client's side of CANVAS_PATCH (README): upsert by id, drop removed ids."""
+    assert patch["baseRevision"] == flow["revision"]
+    result = dict(flow)
+    for key, removed in (("nodes", "removedNodes"), ("edges", "removedEdges")):
+        items = {item["id"]: item for item in flow[key] if item["id"] not in patch[removed]}
+        items.update((item["id"], item) for item in patch[key])
+        result[key] = list(items.values())
+    for key in ("name", "metadata"):
+        if key in patch:
+            result[key] = patch[key]
+    result["revision"], result["updatedAt"] = patch["revision"], patch["updatedAt"]
+    return result
 
 
 async def _seen_one_edit(client: AppClient, sse: Reader) -> tuple[str, dict[str, Any]]:
@@ -166,3 +204,35 @@ async def test_flow_deleted_event_ends_stream(client: AppClient, sse: Reader) ->
         assert gone["event"] == "FLOW_DELETED" and gone["data"] == {"id": flow_id}
         rest = await resp.content.read()
     assert rest == b""
+
+
+async def _http10_events(client: AppClient, flow_id: str) -> tuple[bytes, bytes]:
+    """Open the stream as an HTTP/1.0 client over a raw socket; make one edit."""
+    assert isinstance(client, FlowboardClient)
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(
+            f"GET {API}/subscribe/{flow_id} HTTP/1.0\r\n"
+            f"Host: {client.server.host}\r\nAuthorization: Bearer {client.token}\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        body = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)  # the snapshot
+        await client.patch(f"{API}/flows/{flow_id}/nodes/a", json={"position": {"x": 1, "y": 2}})
+        body += await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)  # pushed to the socket
+        return head, body
+    finally:
+        writer.close()
+
+
+async def test_http10_client_gets_unchunked_sse_frames(client: AppClient) -> None:
+    flow_id = await _flow(client)
+    await client.post(f"{API}/flows/{flow_id}/nodes", json={"id": "a", "type": "prompt"})
+    head, body = await _http10_events(client, flow_id)
+    assert head.startswith(b"HTTP/1.0 200") and b"chunked" not in head.lower()
+    frames = [f for f in body.decode().split("\r\n\r\n") if f]
+    assert len(frames) == 2
+    fields = [line.split(": ", 1)[0] for frame in frames for line in frame.split("\r\n")]
+    assert set(fields) == {"id", "event", "data"}  # no chunk-size lines
+    assert [f.split("\r\n")[1] for f in frames] == ["event: SYNC_CANVAS", "event: CANVAS_PATCH"]
+    patch = json.loads(frames[1].split("\r\n")[2].removeprefix("data: "))
+    assert patch["revision"] == 3 and patch["nodes"][0]["position"] == {"x": 1.0, "y": 2.0}

@@ -35,8 +35,10 @@ Metadata = Annotated[dict[str, Any], AfterValidator(_storable)]
 
 class FlowCreate(ApiModel):
     name: str = Field(min_length=1, max_length=200)
-    nodes: list[Node] = Field(default_factory=list, max_length=2_000)
-    edges: list[Edge] = Field(default_factory=list, max_length=10_000)
+    # Counted against canvas.max_nodes / max_edges by CanvasService (the body's own size
+    # is bounded by server.max_body_bytes).
+    nodes: list[Node] = Field(default_factory=list)
+    edges: list[Edge] = Field(default_factory=list)
     metadata: Metadata = Field(default_factory=dict)
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp_sse import EventSourceResponse
 
 from flowboard.api.bodies import json_answer
@@ -15,7 +14,7 @@ from flowboard.api.endpoint import Endpoint, Param
 from flowboard.api.flows import PREFIX
 from flowboard.api.principal import org_id
 from flowboard.canvas.model import Flow
-from flowboard.canvas.service import FlowNotFound, sync_payload
+from flowboard.canvas.service import FlowNotFound, sync_json
 from flowboard.keys import AUTH, CANVAS, HUB, SETTINGS
 from flowboard.schema import ApiModel
 from flowboard.streams.hub import FlowChannel, Sink, StreamEventType, sse_frame
@@ -37,7 +36,7 @@ async def _send_snapshot(
     cursor = channel.seq
     if flow is None:
         flow = await request.app[CANVAS].get(org_id(request), channel.flow_id)
-    data = json.dumps(sync_payload(flow))
+    data = sync_json(flow)
     await resp.write(sse_frame(f"{channel.epoch}.{cursor}", StreamEventType.SYNC_CANVAS, data))
     return cursor
 
@@ -104,12 +103,14 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         raise
     heartbeat = request.app[SETTINGS].sse.heartbeat_seconds
     resp = EventSourceResponse(ping_interval=heartbeat)
-    # The channel writes whole HTTP chunks to this transport; SSE is never compressed.
+    # The channel writes whole frames (as HTTP chunks when the response is chunked) to
+    # this transport; SSE is never compressed.
     sink = channel.attach(None, channel.seq)
     try:
         await resp.prepare(request)
         async with resp:
             sink.cursor = await _start(request, resp, channel, flow)
+            sink.chunked = "chunked" in resp.headers.get(hdrs.TRANSFER_ENCODING, "").lower()
             sink.transport = request.transport
             await _follow(request, resp, channel, sink)
     except (ConnectionResetError, TimeoutError):
@@ -145,7 +146,8 @@ def endpoints() -> list[Endpoint]:
             "GET",
             f"{PREFIX}/subscribe/{{flowId}}",
             subscribe,
-            "Live events of a flow (text/event-stream: SYNC_CANVAS, EXECUTION_UPDATE)",
+            "Live events of a flow (text/event-stream: SYNC_CANVAS, CANVAS_PATCH, "
+            "EXECUTION_UPDATE, FLOW_DELETED)",
             "streams",
             params=(
                 Param("flowId", "path", required=True),

@@ -61,8 +61,10 @@ class Flow(ApiModel):
     id: Id
     org_id: str = DEFAULT_ORG
     name: str = Field(min_length=1, max_length=200)
-    nodes: list[Node] = Field(default_factory=list, max_length=2_000)
-    edges: list[Edge] = Field(default_factory=list, max_length=10_000)
+    # No size limits here: a stored flow over them must stay readable (the limits are
+    # checked on each write, by CanvasService, against the settings).
+    nodes: list[Node] = Field(default_factory=list)
+    edges: list[Edge] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     revision: int = Field(ge=1)
     created_at: datetime

@@ -1,14 +1,17 @@
-"""Canvas edits: validate, store with compare-and-swap, then broadcast SYNC_CANVAS."""
+"""Canvas edits: validate, check size limits, store with compare-and-swap, broadcast a patch."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from flowboard.canvas.graph import check_graph
+from flowboard.canvas.limits import FlowLimits
 from flowboard.canvas.model import Edge, Flow, Node
+from flowboard.canvas.patch import diff
 from flowboard.ids import new_id, utcnow
 from flowboard.keyed_lock import KeyedLock
 from flowboard.store.flows import FlowPage, FlowStore
@@ -31,9 +34,13 @@ class RevisionConflict(Exception):
         self.current = current
 
 
-def sync_payload(flow: Flow) -> dict[str, Any]:
-    """The data of a SYNC_CANVAS event: the whole flow with its revision."""
-    return flow.to_json()
+def sync_json(flow: Flow) -> str:
+    """The SYNC_CANVAS data as JSON text (pydantic-core serialises a large flow fastest)."""
+    return flow.model_dump_json(by_alias=True)
+
+
+def _patch_event(before: Flow, after: Flow) -> str:
+    return diff(before, after).to_event_json()
 
 
 @dataclass
@@ -42,6 +49,7 @@ class CanvasService:
 
     store: FlowStore
     hub: StreamHub
+    limits: FlowLimits = field(default_factory=FlowLimits)
     locks: KeyedLock = field(default_factory=KeyedLock)
 
     async def create(
@@ -60,9 +68,11 @@ class CanvasService:
             created_at=now,
             updated_at=now,
         )
-        await self.store.insert(flow)
+        document = self.store.encode(flow)
+        self.limits.check(None, flow, len(document.raw), self.store.size)
+        await self.store.insert(document)
         _LOGGER.info("flow created", extra={"flow_id": flow.id, "org_id": org_id})
-        self.hub.publish(flow.id, StreamEventType.SYNC_CANVAS, sync_payload(flow))
+        self.hub.publish(flow.id, StreamEventType.SYNC_CANVAS, partial(sync_json, flow))
         return flow
 
     async def get(self, org_id: str, flow_id: str) -> Flow:
@@ -97,10 +107,15 @@ class CanvasService:
                 changed = changed.model_copy(
                     update={"revision": current.revision + 1, "updated_at": utcnow()}
                 )
-                stored = await self.store.replace_if_revision(changed, current.revision)
-                if stored is not None:
-                    self.hub.publish(flow_id, StreamEventType.SYNC_CANVAS, sync_payload(stored))
-                    return stored
+                # Checked on the very document written below, and the write only lands on
+                # the revision read: a refused edit stores nothing.
+                document = self.store.encode(changed)
+                self.limits.check(current, changed, len(document.raw), self.store.size)
+                if await self.store.replace_if_revision(changed, document, current.revision):
+                    # Built only if someone watches the flow.
+                    event = partial(_patch_event, current, changed)
+                    self.hub.publish(flow_id, StreamEventType.CANVAS_PATCH, event)
+                    return changed
                 if base_revision is not None:
                     latest = await self.get(org_id, flow_id)
                     raise RevisionConflict(latest.revision)

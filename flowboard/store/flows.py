@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from pymongo import DESCENDING, ReturnDocument
+import bson
+from bson.raw_bson import RawBSONDocument
+from pymongo import DESCENDING
 
 from flowboard.canvas.model import Flow
 from flowboard.db.database import Database, Document
@@ -28,8 +29,18 @@ class FlowStore:
 
     database: Database
 
-    async def insert(self, flow: Flow) -> None:
-        await self.database.flows.insert_one(to_doc(flow))
+    @staticmethod
+    def encode(flow: Flow) -> RawBSONDocument:
+        """The flow's stored document, encoded once: its size is what the limit counts."""
+        return RawBSONDocument(bson.encode(to_doc(flow)))
+
+    @staticmethod
+    def size(flow: Flow) -> int:
+        return len(FlowStore.encode(flow).raw)
+
+    async def insert(self, flow: Flow | RawBSONDocument) -> None:
+        doc = flow if isinstance(flow, RawBSONDocument) else to_doc(flow)
+        await self.database.flows.insert_one(doc)
 
     async def get(self, org_id: str, flow_id: str) -> Flow | None:
         doc = await self.database.batched("flows").get_in_org(flow_id, org_id)
@@ -47,16 +58,15 @@ class FlowStore:
         total = await self.database.flows.count_documents(query)
         return FlowPage(items, total)
 
-    async def replace_if_revision(self, flow: Flow, expected_revision: int) -> Flow | None:
-        """Store `flow` only if the stored revision is still `expected_revision`."""
-        doc = to_doc(flow)
-        fields: dict[str, Any] = {k: v for k, v in doc.items() if k not in ("_id", "createdAt")}
-        stored = await self.database.flows.find_one_and_update(
-            {"_id": flow.id, "orgId": flow.org_id, "revision": expected_revision},
-            {"$set": fields},
-            return_document=ReturnDocument.AFTER,
+    async def replace_if_revision(
+        self, flow: Flow, document: RawBSONDocument, expected_revision: int
+    ) -> bool:
+        """Store `document` (the encoded `flow`) only if the stored revision is still
+        `expected_revision`; False when it is not (or the flow is gone)."""
+        result = await self.database.flows.replace_one(
+            {"_id": flow.id, "orgId": flow.org_id, "revision": expected_revision}, document
         )
-        return None if stored is None else _from_doc(stored)
+        return result.matched_count == 1
 
     async def delete(self, org_id: str, flow_id: str) -> bool:
         result = await self.database.flows.delete_one({"_id": flow_id, "orgId": org_id})

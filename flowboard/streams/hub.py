@@ -25,9 +25,21 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class StreamEventType(StrEnum):
-    SYNC_CANVAS = "SYNC_CANVAS"
+    SYNC_CANVAS = "SYNC_CANVAS"  # the whole flow: on (re)connect, or for one fallen behind
+    CANVAS_PATCH = "CANVAS_PATCH"  # one stored edit: what changed, with the revision
     EXECUTION_UPDATE = "EXECUTION_UPDATE"
     FLOW_DELETED = "FLOW_DELETED"
+
+
+# An event's data: a JSON-able value, JSON text, or a function making either (called
+# only when someone watches the flow).
+Payload = Any
+
+
+def encode(payload: Payload) -> str:
+    if callable(payload):
+        payload = payload()
+    return payload if isinstance(payload, str) else json.dumps(payload)
 
 
 # A subscriber whose socket has this much unsent data is woken instead of written to.
@@ -43,7 +55,8 @@ def sse_frame(event_id: str, event: str, data: str) -> bytes:
 @dataclass(frozen=True)
 class StreamEvent:
     """One event: `id:` is `<epoch>.<seq>`; `frame` its SSE bytes, `chunk` those bytes
-    framed for HTTP chunked transfer (written directly to a subscriber's transport)."""
+    framed for HTTP chunked transfer (written directly to the transport of a subscriber
+    whose response is chunked; an HTTP/1.0 one gets `frame`)."""
 
     seq: int
     id: str
@@ -65,6 +78,9 @@ class Sink:
 
     transport: asyncio.Transport | None
     cursor: int
+    # Whether the response uses chunked transfer: framing belongs to the response (an
+    # HTTP/1.0 client's stream is unchunked and must get the bare SSE frames).
+    chunked: bool = True
     idle: bool = False
     _wake: asyncio.Future[None] | None = None
 
@@ -90,7 +106,7 @@ class Sink:
             or transport.get_write_buffer_size() > PUSH_BUFFER_LIMIT
         ):
             return False
-        transport.write(item.chunk)
+        transport.write(item.chunk if self.chunked else item.frame)
         self.cursor = item.seq
         return True
 
@@ -112,9 +128,9 @@ class FlowChannel:
     def __post_init__(self) -> None:
         self.buffer = deque(maxlen=self.capacity)
 
-    def publish(self, event: StreamEventType, payload: Any) -> StreamEvent:
+    def publish(self, event: StreamEventType, payload: Payload) -> StreamEvent:
         self.seq += 1
-        item = StreamEvent.build(self.seq, f"{self.epoch}.{self.seq}", event, json.dumps(payload))
+        item = StreamEvent.build(self.seq, f"{self.epoch}.{self.seq}", event, encode(payload))
         self.buffer.append(item)
         self.last_activity = time.monotonic()
         # Fan out after the publisher's own work (e.g. its HTTP answer) is done.
@@ -183,11 +199,12 @@ class StreamHub:
             self.channels[flow_id] = found
         return found
 
-    def publish(self, flow_id: str, event: StreamEventType, payload: Any) -> StreamEvent | None:
+    def publish(self, flow_id: str, event: StreamEventType, payload: Payload) -> StreamEvent | None:
         """Send to the flow's subscribers; nothing is kept for a flow nobody watches.
 
         (A subscriber starts from a snapshot, so buffering for unwatched flows, most of
-        them when thousands of jobs run, would only cost memory and CPU.)
+        them when thousands of jobs run, would only cost memory and CPU.) A callable
+        payload is called only when the flow is watched; a str is JSON already.
         """
         found = self.channels.get(flow_id)
         if found is None or found.closed:
