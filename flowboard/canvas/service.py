@@ -34,6 +34,11 @@ class RevisionConflict(Exception):
         self.current = current
 
 
+def sync_payload(flow: Flow) -> dict[str, Any]:
+    """The data of a SYNC_CANVAS event (the snapshot): the whole flow with its revision."""
+    return flow.to_json()
+
+
 def sync_json(flow: Flow) -> str:
     """The SYNC_CANVAS data as JSON text (pydantic-core serialises a large flow fastest)."""
     return flow.model_dump_json(by_alias=True)
