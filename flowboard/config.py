@@ -93,6 +93,9 @@ class VeoSettings(_Section):
     poll_max_seconds: float = Field(default=30.0, gt=0)
     deadline_seconds: float = Field(default=900.0, gt=0)
     typical_seconds: float = Field(default=90.0, gt=0)
+    output_gcs_uri: str = Field(default="", pattern=r"^(gs://[a-z0-9][a-z0-9._-]{2,221}/.*)?$")
+    delete_gcs_output: bool = False
+    storage_base_url: str = ""
 
 
 class ComfyWorkflowSettings(_Section):

@@ -8,6 +8,7 @@ import io
 import itertools
 import re
 import time
+import urllib.parse
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
@@ -537,3 +538,47 @@ async def test_unknown_route_and_model_answer_google_404(
     assert response.status == 404
     assert body["error"]["code"] == 404
     assert body["error"]["status"] == "NOT_FOUND"
+
+
+# Cloud Storage JSON API (Vertex results written to a bucket) ---------------------------
+
+
+async def test_storage_media_download_metadata_and_delete(
+    fake: FakeVeo, vertex: genai.client.AsyncClient
+) -> None:
+    fake.enqueue(Script(object_padding=3_000_000))
+    done = await finish(vertex, await start(vertex, output_gcs_uri="gs://flowboard-out/a b/"))
+    assert done.response is not None and done.response.generated_videos
+    uri = str(done.response.generated_videos[0].video.uri)  # type: ignore[union-attr]
+    bucket, name = uri.removeprefix("gs://").split("/", 1)
+    assert name.startswith("a b/") and name.endswith("/sample_0.mp4")
+    path = f"/storage/v1/b/{bucket}/o/{urllib.parse.quote(name, safe='')}"
+    auth = {"Authorization": f"Bearer {fake.token}"}
+    async with aiohttp.ClientSession(fake.base_url) as http:
+        async with http.get(f"/download{path}", params={"alt": "media"}, headers=auth) as media:
+            assert media.status == 200
+            assert media.content_type == "video/mp4"
+            body = await media.read()
+            assert media.content_length == len(body)
+        async with http.get(path, params={"alt": "media"}, headers=auth) as same:
+            assert await same.read() == body
+        async with http.get(path, headers=auth) as meta:
+            assert (await meta.json())["size"] == str(len(body))
+        async with http.get(f"/download{path}", params={"alt": "media"}) as anonymous:
+            assert anonymous.status == 401
+            assert (await anonymous.json())["error"]["errors"][0]["reason"] == "authError"
+        async with http.delete(path, headers=auth) as deleted:
+            assert deleted.status == 204
+        async with http.delete(path, headers=auth) as again:
+            assert again.status == 404
+            assert "No such object" in (await again.json())["error"]["message"]
+
+    # A real clip, then an MP4 "free" box: the padded object still decodes.
+    clip = probe_mp4(body)
+    assert (clip.width, clip.height, clip.frames) == (320, 180, 64)
+    assert len(body) > 3_000_000
+    assert body[-3_000_008:-3_000_000] == (3_000_008).to_bytes(4, "big") + b"free"
+    assert fake.bucket.reads == [uri, uri]
+    assert fake.bucket.deletes == [uri]
+    assert fake.count(Route.MEDIA, Mode.VERTEX) == 4
+    assert fake.count(Route.DELETE) == 2

@@ -22,6 +22,7 @@ from flowboard.providers.base import (
     InvalidVideoRequest,
     PermanentProviderError,
     Progress,
+    ReleasableOutput,
     TransientProviderError,
     VideoOutput,
     VideoProvider,
@@ -197,15 +198,91 @@ async def test_vertex_default_result_is_inline_and_carries_vertex_parameters(
     assert parameters["resolution"] == "1080p"
 
 
-@pytest.mark.parametrize("mode", [Mode.VERTEX], ids=str)
-async def test_vertex_storage_uri_result_is_refused(fake: FakeVeo, provider: VeoProvider) -> None:
-    fake.enqueue(Script(Outcome.URI))
+OUTPUT_GCS_URI = "gs://flowboard-renders/veo/"
 
-    error = await failure(provider)
 
-    assert error.code is ErrorCode.PROVIDER_ERROR
-    assert "gs://fake-veo-output/" in error.message
-    assert "Cloud Storage" in error.message
+@pytest.mark.parametrize("delete", [False, True], ids=["kept", "deleted"])
+async def test_vertex_output_gcs_uri_is_read_from_cloud_storage(
+    fake: FakeVeo, delete: bool
+) -> None:
+    veo = make_provider(fake, Mode.VERTEX, output_gcs_uri=OUTPUT_GCS_URI, delete_gcs_output=delete)
+    try:
+        output = await run(veo)
+        assert fake.bucket.reads == []  # read lazily, as the caller stores it
+        data = await read_all(output)
+        assert isinstance(output, ReleasableOutput)
+        await output.release()  # the caller does this once its copy is stored
+    finally:
+        await veo.close()
+
+    assert fake.starts[0].body["parameters"]["storageUri"] == OUTPUT_GCS_URI
+    [uri] = fake.bucket.reads
+    assert uri.startswith(OUTPUT_GCS_URI) and uri.endswith("/sample_0.mp4")
+    assert fake.count(Route.MEDIA, Mode.VERTEX) == 1
+    clip = probe_mp4(data)
+    assert (clip.codec, clip.width, clip.height, clip.frames) == ("h264", 320, 180, 4 * 8)
+    assert output.content_type == "video/mp4"
+    assert fake.bucket.deletes == ([uri] if delete else [])
+    assert (uri in fake.bucket.objects) is not delete
+
+
+async def _gcs_output(fake: FakeVeo) -> tuple[VeoProvider, VideoOutput]:
+    veo = make_provider(fake, Mode.VERTEX, output_gcs_uri=OUTPUT_GCS_URI, delete_gcs_output=True)
+    return veo, await run(veo)
+
+
+async def test_cloud_storage_read_needs_the_bearer_token(fake: FakeVeo) -> None:
+    veo, output = await _gcs_output(fake)
+    fake.token = "another-token"  # ours is no longer accepted
+    try:
+        with pytest.raises(PermanentProviderError) as caught:
+            await read_all(output)
+        assert isinstance(output, ReleasableOutput)
+        await output.release()  # refused too, logged, never raised
+    finally:
+        await veo.close()
+
+    assert caught.value.code is ErrorCode.PROVIDER_ERROR
+    assert "HTTP 401: Invalid Credentials" in caught.value.message
+    assert fake.bucket.reads == [] and fake.bucket.deletes == []
+    assert TOKEN not in caught.value.message
+
+
+async def test_cloud_storage_object_gone_is_lost_and_5xx_is_transient(fake: FakeVeo) -> None:
+    veo, output = await _gcs_output(fake)
+    try:
+        fake.fail_next(1, 503, route=Route.MEDIA)
+        with pytest.raises(TransientProviderError, match="HTTP 503"):
+            await read_all(output)
+        fake.bucket.objects.clear()
+        with pytest.raises(PermanentProviderError) as caught:
+            await read_all(output)
+    finally:
+        await veo.close()
+
+    assert caught.value.code is ErrorCode.LOST_BY_PROVIDER
+    assert "HTTP 404: No such object" in caught.value.message
+
+
+async def test_cloud_storage_read_cut_short_is_transient(fake: FakeVeo) -> None:
+    fake.enqueue(Script(object_padding=8 << 20))
+    veo, output = await _gcs_output(fake)
+    fake.bucket.cut_after = 2 << 20
+    received: list[int] = []
+
+    async def consume() -> None:
+        async for chunk in output.chunks():
+            received.append(len(chunk))
+
+    try:
+        with pytest.raises(TransientProviderError):
+            await consume()
+        data = await read_all(output)  # the caller's retry reads it again, whole
+    finally:
+        await veo.close()
+    assert 0 < sum(received) < 8 << 20
+    assert len(data) > 8 << 20
+    assert probe_mp4(data).frames == 4 * 8
 
 
 async def test_operation_error(fake: FakeVeo, provider: VeoProvider) -> None:
@@ -295,14 +372,31 @@ async def test_dropped_start_is_resent_by_us_not_the_sdk(
     assert [record.operation for record in fake.starts] == [name]
 
 
-async def test_bad_request_on_start_is_permanent(fake: FakeVeo, provider: VeoProvider) -> None:
-    fake.fail_next(1, 400, route=Route.START)
+@pytest.mark.parametrize("status", [400, 404, 413])
+async def test_request_refused_at_start_is_invalid_request(
+    fake: FakeVeo, provider: VeoProvider, status: int
+) -> None:
+    fake.fail_next(1, status, route=Route.START)
+
+    with pytest.raises(PermanentProviderError) as caught:
+        await provider.start(BASE_REQUEST)
+
+    assert caught.value.code is ErrorCode.INVALID_REQUEST
+    assert f"HTTP {status}" in caught.value.message
+    assert "Injected failure." in caught.value.message  # the API's own message
+    assert fake.count(Route.START) == 1  # never retried
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_account_refused_at_start_is_provider_error(
+    fake: FakeVeo, provider: VeoProvider, status: int
+) -> None:
+    fake.fail_next(1, status, route=Route.START)
 
     with pytest.raises(PermanentProviderError) as caught:
         await provider.start(BASE_REQUEST)
 
     assert caught.value.code is ErrorCode.PROVIDER_ERROR
-    assert "HTTP 400 INVALID_ARGUMENT: Injected failure." in caught.value.message
     assert fake.count(Route.START) == 1
 
 
@@ -318,6 +412,7 @@ async def test_wrong_api_key_is_permanent_with_the_service_message(
         await veo.close()
 
     assert "API key not valid" in caught.value.message
+    assert caught.value.code is ErrorCode.PROVIDER_ERROR  # a 400, but the account's fault
     assert "not-the-key" not in caught.value.message
     assert fake.count(Route.START) == 1
 
@@ -334,6 +429,32 @@ async def test_forgotten_operation_is_lost_by_provider(
     assert caught.value.code is ErrorCode.LOST_BY_PROVIDER
     assert "404" in caught.value.message
     assert fake.polls[name] == 0
+
+
+# Vertex express mode -------------------------------------------------------------------
+
+
+async def test_express_mode_completes_a_job_and_cancels_with_the_key(fake: FakeVeo) -> None:
+    veo = make_provider(fake, Mode.VERTEX, api_key=API_KEY, project="", access_token="")
+    fake.enqueue(Script(polls_until_done=2), Script(Outcome.NEVER))
+    request = video_request(seed=11, enhance_prompt=False)
+    try:
+        output = await run(veo, request)
+        data = await read_all(output)
+        never = await veo.start(BASE_REQUEST)
+        await veo.cancel(never)
+    finally:
+        await veo.close()
+
+    assert probe_mp4(data).frames == 4 * 8
+    first = fake.starts[0]
+    assert first.mode is Mode.EXPRESS
+    assert first.operation.startswith("publishers/google/models/veo-3.0-generate-001/operations/")
+    assert first.body["parameters"]["seed"] == 11
+    assert first.body["parameters"]["enhancePrompt"] is False
+    assert fake.count(Route.POLL, Mode.EXPRESS) == 3
+    assert fake.count(mode=Mode.VERTEX) == 0  # no bearer-token route was used
+    assert fake.cancels == [never]
 
 
 # Deadlines, cancel, resume ------------------------------------------------------------
@@ -553,6 +674,9 @@ _REFUSED: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ("no-api-key", {"api_key": ""}, {}, "api_key: providers.veo.api_key is required"),
     ("no-project", {"mode": "vertex", "project": ""}, {},
      "project: providers.veo.project is required"),
+    ("gcs-gemini", {"output_gcs_uri": "gs://bkt/p/"}, {}, "output_gcs_uri: needs vertex mode"),
+    ("gcs-express", {"mode": "vertex", "project": "", "api_key": API_KEY,
+                     "output_gcs_uri": "gs://bkt/p/"}, {}, "output_gcs_uri: needs vertex mode"),
 ]  # fmt: skip
 
 

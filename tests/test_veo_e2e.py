@@ -14,7 +14,8 @@ import pytest
 from aiohttp import ClientResponse
 
 from flowboard.app import create_app
-from tests.fakes.veo import FakeVeo, Outcome, Route, Script
+from tests.fakes.veo import FakeVeo, Mode, Outcome, Route, Script
+from tests.fakes.veo_media import probe_mp4
 from tests.servers.app import AppClient, MakeSettings, SseReader
 from tests.servers.waiting import API, wait_execution
 
@@ -315,3 +316,53 @@ async def test_api_key_never_appears_in_logs_or_answers(
     logged = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
     for text in (logged, *answers):
         assert secret not in text and secret[8:24] not in text
+
+
+@pytest.mark.parametrize("delete", [False, True], ids=["kept", "deleted"])
+async def test_vertex_output_gcs_uri_is_copied_to_our_storage(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo, delete: bool
+) -> None:
+    client = await veo_client(
+        aiohttp_client, make_settings, fake, "vertex",
+        output_gcs_uri="gs://flowboard-renders/out/", delete_gcs_output=delete,
+    )  # fmt: skip
+    done = await wait_execution(client, (await run_veo(client))["id"])
+    task = done["tasks"]["v"]
+    assert task["status"] == "COMPLETED", task
+    stored = await (await client.get(task["outputUrl"])).read()
+    assert (await asset_of(client, done))["storage"]["size"] == len(stored)
+    assert probe_mp4(stored).frames == 4 * 8
+    [uri] = fake.bucket.reads  # read with the bearer token from the JSON API
+    assert uri.startswith("gs://flowboard-renders/out/")
+    assert fake.starts[0].body["parameters"]["storageUri"] == "gs://flowboard-renders/out/"
+    assert fake.bucket.deletes == ([uri] if delete else [])
+
+
+async def test_vertex_express_mode_completes_a_job(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo
+) -> None:
+    client = await veo_client(
+        aiohttp_client, make_settings, fake, "vertex", project="", access_token="",
+        api_key=fake.api_key,
+    )  # fmt: skip
+    done = await wait_execution(client, (await run_veo(client))["id"])
+    task = done["tasks"]["v"]
+    assert task["status"] == "COMPLETED", task
+    assert probe_mp4(await (await client.get(task["outputUrl"])).read()).frames == 4 * 8
+    assert [start.mode for start in fake.starts] == [Mode.EXPRESS]
+    assert (await asset_of(client, done))["operationId"].startswith("publishers/google/models/")
+
+
+@pytest.mark.parametrize("mode", ["gemini", "vertex"])
+async def test_request_refused_with_400_at_start_is_invalid_request_not_retried(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo, mode: str
+) -> None:
+    fake.fail_next(1, 400, Route.START)
+    client = await veo_client(aiohttp_client, make_settings, fake, mode)
+    done = await wait_execution(client, (await run_veo(client))["id"])
+    task = done["tasks"]["v"]
+    assert task["status"] == "FAILED"
+    assert task["error"]["code"] == "invalid_request"
+    assert "HTTP 400 INVALID_ARGUMENT" in task["error"]["message"]
+    assert task["attempts"] == 1
+    assert fake.count(Route.START) == 1

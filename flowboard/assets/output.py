@@ -9,7 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowboard.media.poster import MediaError, extract_poster
-from flowboard.providers.base import ErrorCode, PermanentProviderError, VideoOutput
+from flowboard.providers.base import (
+    ErrorCode,
+    PermanentProviderError,
+    ReleasableOutput,
+    VideoOutput,
+)
 from flowboard.storage.base import Storage, StoredObject
 
 _LOGGER = logging.getLogger(__name__)
@@ -64,6 +69,8 @@ async def store_video(
     finally:
         for path in (spool, poster):
             await asyncio.to_thread(path.unlink, missing_ok=True)
+    if isinstance(output, ReleasableOutput):  # only once our copy is safely stored
+        await output.release()
     return StoredVideo(
         video=stored,
         poster=poster_obj,

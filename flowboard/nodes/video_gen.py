@@ -27,6 +27,7 @@ class VideoGenNodeData(ApiModel):
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     person_generation: str | None = Field(default=None, max_length=50)
     generate_audio: bool | None = None
+    enhance_prompt: bool | None = None
     last_frame_asset_id: Id | None = None
     workflow: str | None = Field(default=None, max_length=100)
 

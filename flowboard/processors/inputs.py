@@ -49,6 +49,7 @@ def video_request(
         seed=data.seed,
         person_generation=data.person_generation,
         generate_audio=data.generate_audio,
+        enhance_prompt=data.enhance_prompt,
         workflow=data.workflow,
         first_frame=first_frame,
         last_frame=last_frame,

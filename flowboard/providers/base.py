@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class ErrorCode(StrEnum):
@@ -87,6 +87,7 @@ class VideoRequest:
     seed: int | None = None
     person_generation: str | None = None
     generate_audio: bool | None = None
+    enhance_prompt: bool | None = None
     workflow: str | None = None
     first_frame: InputImage | None = None
     last_frame: InputImage | None = None
@@ -126,6 +127,14 @@ class BytesOutput:
         view = memoryview(self.data)
         for start in range(0, len(view), self.chunk_size):
             yield bytes(view[start : start + self.chunk_size])
+
+
+@runtime_checkable
+class ReleasableOutput(Protocol):
+    """An output whose provider-side copy may go once ours is stored (e.g. a bucket object)."""
+
+    async def release(self) -> None:
+        """Drop the provider's copy; best effort, never raises."""
 
 
 class VideoProvider(Protocol):

@@ -41,6 +41,7 @@ from flowboard.providers.base import (
 )
 from flowboard.providers.veo_client import VeoClient
 from flowboard.providers.veo_errors import CALL_ERRORS, provider_error
+from flowboard.providers.veo_gcs import GcsOutput
 from flowboard.providers.veo_models import limits_for, model_of, validate_request
 
 _LOGGER = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class VeoProvider:
         self._attempts = attempts
         self._retry_initial = retry_initial_seconds
         self._retry_max = retry_max_seconds
+        self._timeout = request_timeout_seconds
         self._client = VeoClient(settings, request_timeout_seconds)
 
     @property
@@ -263,7 +265,10 @@ class VeoProvider:
             person_generation=request.person_generation,
             generate_audio=audio,
             seed=request.seed if vertex else None,
+            enhance_prompt=request.enhance_prompt,
             last_frame=_image(request.last_frame),
+            # Unset: Vertex answers inline; set: it writes there and we read it back.
+            output_gcs_uri=(self._settings.output_gcs_uri or None) if vertex else None,
         )
 
     async def _wait(self, operation_id: str, extra: Extra, report: ProgressCallback) -> VideoOutput:
@@ -314,12 +319,20 @@ class VeoProvider:
         return await self._download(aio, video, extra)
 
     async def _download(self, aio: AsyncClient, video: types.Video, extra: Extra) -> VideoOutput:
-        if self._settings.mode == "vertex" or str(video.uri).startswith("gs://"):
-            raise PermanentProviderError(
-                ErrorCode.PROVIDER_ERROR,
-                f"Veo stored the video at {video.uri}; Flowboard asks for inline results and"
-                " does not read Cloud Storage",
+        uri = str(video.uri)
+        if uri.startswith("gs://"):
+            # Read lazily, as the caller stores it: never whole in memory.
+            return GcsOutput(
+                self._client,
+                uri,
+                video.mime_type or "video/mp4",
+                delete_after=self._settings.delete_gcs_output,
+                timeout_seconds=self._timeout,
+                extra=extra,
             )
+        if self._settings.mode == "vertex":
+            message = f"Veo on Vertex gave a result URI Flowboard cannot read: {uri}"
+            raise PermanentProviderError(ErrorCode.PROVIDER_ERROR, message)
         try:
             data = await self._retrying(
                 "download",

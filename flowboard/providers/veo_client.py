@@ -18,10 +18,12 @@ from google.oauth2 import service_account
 from flowboard.config import VeoSettings
 from flowboard.providers.base import ErrorCode, PermanentProviderError
 from flowboard.providers.veo_errors import CALL_ERRORS, provider_error
-from flowboard.providers.veo_models import check_credentials
+from flowboard.providers.veo_models import check_credentials, is_express
 
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 _GEMINI_URL = "https://generativelanguage.googleapis.com"
+_VERTEX_GLOBAL_URL = "https://aiplatform.googleapis.com"
+_STORAGE_URL = "https://storage.googleapis.com"
 _READ_BUFSIZE = 2**22  # what the SDK's own session uses, for large inline results
 
 
@@ -104,6 +106,9 @@ class VeoClient:
         )
         if settings.mode == "gemini":
             return Client(api_key=settings.api_key, http_options=http_options)
+        if is_express(settings):
+            # No project or location: the SDK sends the key and drops them from paths.
+            return Client(vertexai=True, api_key=settings.api_key, http_options=http_options)
         return Client(
             vertexai=True,
             project=settings.project,
@@ -144,12 +149,29 @@ class VeoClient:
             return settings.base_url.rstrip("/")
         if settings.mode == "gemini":
             return _GEMINI_URL
-        if settings.location == "global":
-            return "https://aiplatform.googleapis.com"
+        if settings.location == "global" or is_express(settings):
+            return _VERTEX_GLOBAL_URL
         return f"https://{settings.location}-aiplatform.googleapis.com"
 
+    def storage_base(self) -> str:
+        """Return the Cloud Storage JSON API endpoint (Vertex results written to a bucket).
+
+        A custom `base_url` (a proxy, a test server) serves storage too unless
+        `storage_base_url` says otherwise: nothing then goes to Google by surprise.
+        """
+        settings = self._settings
+        return (settings.storage_base_url or settings.base_url or _STORAGE_URL).rstrip("/")
+
+    def http(self) -> aiohttp.ClientSession:
+        """Return our pooled session (the SDK's), for calls the SDK does not make."""
+        return self._http()
+
+    async def auth_headers(self) -> dict[str, str]:
+        """Return the headers that authenticate one raw call in the configured mode."""
+        return await self._auth_headers()
+
     async def _auth_headers(self) -> dict[str, str]:
-        if self._settings.mode == "gemini":
+        if self._settings.mode == "gemini" or is_express(self._settings):
             return {"x-goog-api-key": self._settings.api_key}
         credentials = await self._vertex_credentials()
         if not credentials.valid:

@@ -27,6 +27,11 @@ CALL_ERRORS: tuple[type[BaseException], ...] = (
 
 # 408 and 429 are 4xx codes that say "later", not "never".
 _RETRYABLE_4XX = frozenset({408, 429})
+# 4xx answers to a start that blame the request itself (prompt, image, parameters, model).
+_REQUEST_FAULTS = frozenset({400, 404, 413, 422})
+# ... unless the status or reason says the account or its credentials are at fault.
+_ACCOUNT_STATUSES = frozenset({"FAILED_PRECONDITION", "UNAUTHENTICATED", "PERMISSION_DENIED"})
+_ACCOUNT_REASONS = ("API_KEY_INVALID", "API_KEY_EXPIRED", "SERVICE_DISABLED", "BILLING")
 
 
 def provider_error(
@@ -47,6 +52,9 @@ def _api_error(error: genai_errors.APIError, action: str, not_found: ErrorCode) 
     message = f"Veo {action} failed: HTTP {error.code}{status}: {error.message or 'no message'}"
     if error.code >= 500 or error.code in _RETRYABLE_4XX:
         return TransientProviderError(message)
+    if action == "start" and _blames_request(error):
+        # The API's own words tell the user what to change.
+        return PermanentProviderError(ErrorCode.INVALID_REQUEST, message)
     if error.code == 404:
         return PermanentProviderError(not_found, message)
     return PermanentProviderError(ErrorCode.PROVIDER_ERROR, message)
@@ -58,3 +66,11 @@ def _auth_error(error: auth_errors.GoogleAuthError, action: str) -> ProviderErro
     if isinstance(error, auth_errors.TransportError) or getattr(error, "retryable", False):
         return TransientProviderError(message)
     return PermanentProviderError(ErrorCode.PROVIDER_ERROR, message)
+
+
+def _blames_request(error: genai_errors.APIError) -> bool:
+    """Whether a refused start is the request's fault rather than the account's."""
+    if error.code not in _REQUEST_FAULTS or error.status in _ACCOUNT_STATUSES:
+        return False
+    details = repr(error.details)
+    return not any(reason in details for reason in _ACCOUNT_REASONS)

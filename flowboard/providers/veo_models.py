@@ -62,12 +62,23 @@ def _one_of(values: tuple[object, ...]) -> str:
     return ", ".join(str(value) for value in values)
 
 
+def is_express(settings: VeoSettings) -> bool:
+    """Vertex AI express mode: an API key and no project (nor location) in the paths."""
+    return settings.mode == "vertex" and not settings.project and bool(settings.api_key)
+
+
 def check_credentials(settings: VeoSettings) -> None:
     """Refuse when the configured mode lacks what it needs to authenticate."""
     if settings.mode == "gemini" and not settings.api_key:
         raise _refuse("api_key", "providers.veo.api_key is required in gemini mode")
-    if settings.mode == "vertex" and not settings.project:
-        raise _refuse("project", "providers.veo.project is required in vertex mode")
+    if settings.mode == "vertex" and not (settings.project or settings.api_key):
+        raise _refuse(
+            "project",
+            "providers.veo.project is required in vertex mode (or api_key for express mode)",
+        )
+    if settings.output_gcs_uri and (settings.mode == "gemini" or is_express(settings)):
+        # Reading the objects back needs OAuth credentials; an API key cannot.
+        raise _refuse("output_gcs_uri", "needs vertex mode with a project and credentials")
 
 
 def validate_request(settings: VeoSettings, request: VideoRequest) -> None:

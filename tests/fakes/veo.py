@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from tests.fakes.veo_media import ClipCache
+from tests.fakes.veo_storage import FakeBucketStore, StoredObject, storage_error
 from tests.fakes.veo_wire import JSON, ApiError, injected_message, json_body, validate_start
 from tests.servers._process import free_port
 
@@ -44,6 +45,8 @@ class Route(StrEnum):
     POLL = "poll"
     CANCEL = "cancel"
     DOWNLOAD = "download"
+    MEDIA = "media"  # Cloud Storage JSON API object read (Vertex results in a bucket)
+    DELETE = "delete"  # Cloud Storage JSON API object delete
 
 
 class Outcome(StrEnum):
@@ -69,6 +72,8 @@ class Script:
     """Also wait this long after the start before reporting done."""
     error_code: int = 13
     error_message: str = "Video generation failed due to an internal error."
+    object_padding: int = 0
+    """Vertex to a bucket: grow the object by this many bytes (an MP4 `free` box)."""
     filtered_count: int = 1
     filtered_reasons: tuple[str, ...] = (
         "Your video could not be generated because it violates the usage guidelines.",
@@ -138,7 +143,9 @@ class FakeVeo:
     and express mode, `token` (Authorization: Bearer) for Vertex (wrong → 401).
     Records: `requests` (every request with route and arrival time), `starts` (accepted
     start bodies), `polls` (answered polls per operation name), `cancels` (operation names),
-    `clips.encodes` (real encodes; clips are cached per aspect ratio and duration).
+    `clips.encodes` (real encodes; clips are cached per aspect ratio and duration),
+    `bucket` (objects Vertex wrote for a `storageUri`, read and deleted through the Cloud
+    Storage JSON API with the bearer token; `bucket.reads`, `bucket.deletes`).
     """
 
     def __init__(
@@ -160,6 +167,7 @@ class FakeVeo:
         self._random: tuple[float, tuple[int, ...], Route | None, random.Random] | None = None
         self._operations: dict[str, _Operation] = {}
         self._files: dict[str, tuple[str, int]] = {}
+        self.bucket = FakeBucketStore(self.clips)
         self._runner: web.AppRunner | None = None
 
     # Test controls --------------------------------------------------------------------
@@ -204,7 +212,7 @@ class FakeVeo:
 
     async def gcs_object(self, uri: str) -> bytes:
         """Return the mp4 behind a Vertex `gs://` result (KeyError when unknown)."""
-        return await self.clips.get(*self._files[uri])
+        return await self.bucket.read(uri)
 
     # Lifecycle ------------------------------------------------------------------------
 
@@ -227,6 +235,12 @@ class FakeVeo:
                 ("POST", f"{prefix}/{model}/operations/{op}:cancel", self._cancel,
                  f"{mode}-cancel"),
             ]  # fmt: skip
+        objects = "/storage/v1/b/{bucket}/o/{object:.+}"
+        routes += [
+            ("GET", f"/download{objects}", self.bucket.get, "vertex-media-download"),
+            ("GET", objects, self.bucket.get, "vertex-media-json"),
+            ("DELETE", objects, self.bucket.delete, "vertex-delete-json"),
+        ]
         for method, path, handler, name in routes:
             app.router.add_route(method, path, handler, name=name)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -253,7 +267,7 @@ class FakeVeo:
         name = request.match_info.route.name
         if name is None:  # Google answers 404 for unknown paths and for a wrong method
             return ApiError(404, f"Method not found: {request.method} {request.path}").response()
-        mode_name, route_name = name.split("-")
+        mode_name, route_name = name.split("-")[:2]
         mode, route = Mode(mode_name), Route(route_name)
         arrival = RequestRecord(route, mode, request.method, request.path, time.monotonic())
         self.requests.append(arrival)
@@ -264,6 +278,8 @@ class FakeVeo:
             if request.transport is not None:
                 request.transport.close()
             return web.Response()
+        if route in (Route.MEDIA, Route.DELETE):
+            return await self._storage(request, handler, status)
         try:
             self._authorize(request, mode)
             if status is not None:
@@ -271,6 +287,16 @@ class FakeVeo:
             return await handler(request)
         except ApiError as error:
             return error.response()
+
+    async def _storage(
+        self, request: web.Request, handler: Handler, status: int | None
+    ) -> web.StreamResponse:
+        """Cloud Storage: its own error body; OAuth bearer token only (an API key cannot)."""
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return storage_error(401, "Invalid Credentials", "authError")
+        if status is not None:
+            return storage_error(status, injected_message(status), "backendError")
+        return await handler(request)
 
     def _injected_status(self, route: Route) -> int | None:
         for fault in self._faults:
@@ -399,7 +425,7 @@ class FakeVeo:
         if op.mode is not Mode.GEMINI:
             folder = (op.storage_uri or "gs://fake-veo-output").rstrip("/")
             uri = f"{folder}/{op.name.rsplit('/', 1)[1]}/sample_{index}.mp4"
-            self._files[uri] = (op.aspect, op.seconds)
+            self.bucket.put(uri, StoredObject(op.aspect, op.seconds, op.script.object_padding))
             return {"gcsUri": uri, "mimeType": "video/mp4"}
         file_id = f"{op.name.rsplit('/', 1)[1]}v{index}"  # the SDK wants [a-z0-9]+
         self._files[file_id] = (op.aspect, op.seconds)
