@@ -96,7 +96,7 @@ class Direct:
                 continue
             event = json.loads(message.data)
             data = event.get("data") or {}
-            prompt_id = data.get("prompt_id")
+            prompt_id = str(data.get("prompt_id"))
             if event["type"] == "executed" and data.get("node") == self.workflow.output_node:
                 self.files[prompt_id] = data["output"]["images"][0]
             elif event["type"] == "execution_success" and prompt_id in self.waiting:
