@@ -142,6 +142,8 @@ async def test_gemini_http_errors(
     with pytest.raises(expected) as caught:
         await generate_content_images(aio, calls(1))
     assert f"HTTP {status}" in caught.value.message
+    if not transient:  # the request's own fault, as for a video start
+        assert caught.value.code is ErrorCode.INVALID_REQUEST
     assert caught.value.message.startswith("Gemini image generation failed")
 
 

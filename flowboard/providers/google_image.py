@@ -13,7 +13,7 @@ import logging
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -23,6 +23,7 @@ from flowboard.providers.base import (
     BytesOutput,
     ErrorCode,
     InputImage,
+    InvalidVideoRequest,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
@@ -38,7 +39,13 @@ FILTER_REASONS = frozenset({
     "SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST",
     "SPII", "RECITATION", "IMAGE_RECITATION",
 })  # fmt: skip
-_RAI_MESSAGE = "Responsible AI"  # Imagen refuses a prompt with an HTTP 400 saying this
+_RAI_MESSAGE = "Responsible AI"
+SEED_MAX = 2**32 - 1
+INPUT_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/webp",
+)  # Imagen refuses a prompt with an HTTP 400 saying this
 
 
 @dataclass(frozen=True)
@@ -97,9 +104,10 @@ def map_error(error: BaseException, service: str) -> ProviderError:
     if isinstance(error, genai_errors.ClientError) and _RAI_MESSAGE in (error.message or ""):
         message = f"{service} refused the prompt: {error.message}"
         return PermanentProviderError(ErrorCode.CONTENT_FILTERED, message)
-    mapped = provider_error(error, "generation")
+    # As a Veo start: a 4xx that blames the request itself is invalid_request.
+    mapped = provider_error(error, "start")
     # provider_error speaks for Veo; name the service that failed instead.
-    message = mapped.message.replace("Veo generation", f"{service} generation", 1)
+    message = mapped.message.replace("Veo start", f"{service} generation", 1)
     if isinstance(mapped, TransientProviderError):
         return TransientProviderError(message, mapped.code)
     return PermanentProviderError(mapped.code, message)
@@ -230,3 +238,51 @@ async def generate_imagen_images(
 
     response = await _mapped(service, start)
     return read_imagen(response, call.count).result(service)
+
+
+class ImageAsk(Protocol):
+    """The fields of an image request these providers read (the core's ImageRequest)."""
+
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def aspect_ratio(self) -> str: ...
+    @property
+    def negative_prompt(self) -> str | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def seed(self) -> int | None: ...
+    @property
+    def images(self) -> tuple[InputImage, ...]: ...
+
+
+def refuse(field: str, problem: str) -> InvalidVideoRequest:
+    """A request the provider would refuse: a 422 naming the field, before any call."""
+    return InvalidVideoRequest(f"{field}: {problem}")
+
+
+def check_common(request: ImageAsk, aspects: Sequence[str], max_count: int) -> None:
+    """Refuse what both Google image APIs refuse: aspect ratio, count, seed, input types."""
+    if request.aspect_ratio not in aspects:
+        raise refuse("aspect_ratio", f"must be one of {', '.join(aspects)}")
+    if not 1 <= request.count <= max_count:
+        raise refuse("count", f"must be between 1 and {max_count}")
+    if request.seed is not None and not 0 <= request.seed <= SEED_MAX:
+        raise refuse("seed", f"must be between 0 and {SEED_MAX}")
+    for image in request.images:
+        if image.content_type not in INPUT_TYPES or not image.data:
+            raise refuse("images", f"each must be a non-empty {' or '.join(INPUT_TYPES)}")
+
+
+def operation_id(provider: str, job_id: str) -> str:
+    """Name a job's generation: the call is synchronous, so there is nothing to look up.
+
+    After a restart `follow()` runs the generation again (a new, billed request): the
+    service keeps no result to collect.
+    """
+    return f"{provider}:{job_id}"

@@ -1,0 +1,166 @@
+"""The gemini_image and imagen providers against the fake Google image service."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import pytest
+from PIL import Image
+
+from flowboard.config import VeoSettings
+from flowboard.providers.base import (
+    BytesOutput,
+    ErrorCode,
+    InputImage,
+    InvalidVideoRequest,
+    PermanentProviderError,
+    Progress,
+)
+from flowboard.providers.gemini_image import GeminiImageProvider
+from flowboard.providers.google_image_settings import GeminiImageSettings, ImagenSettings
+from flowboard.providers.imagen import ImagenProvider
+from tests.fakes.google_image import FakeGoogleImages, Mode
+from tests.fakes.google_image_wire import (
+    GEMINI_SIZES,
+    IMAGEN_SIZES,
+    GeminiRequest,
+    ImagenRequest,
+    Outcome,
+    Script,
+)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """The fields of an image request the providers read."""
+
+    job_id: str = "asset_1"
+    prompt: str = "a lighthouse at dusk"
+    count: int = 1
+    aspect_ratio: str = "1:1"
+    negative_prompt: str | None = None
+    model: str | None = None
+    seed: int | None = None
+    images: tuple[InputImage, ...] = ()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeGoogleImages]:
+    async with FakeGoogleImages() as server:
+        yield server
+
+
+def veo_settings(fake: FakeGoogleImages, mode: Mode) -> VeoSettings:
+    if mode is Mode.GEMINI:
+        return VeoSettings(mode="gemini", api_key=fake.api_key)
+    if mode is Mode.EXPRESS:
+        return VeoSettings(mode="vertex", api_key=fake.api_key)
+    return VeoSettings(mode="vertex", project="demo", access_token=fake.token)
+
+
+def gemini_provider(fake: FakeGoogleImages, veo: VeoSettings) -> GeminiImageProvider:
+    return GeminiImageProvider(GeminiImageSettings(enabled=True, base_url=fake.base_url), veo)
+
+
+def imagen_provider(fake: FakeGoogleImages, veo: VeoSettings) -> ImagenProvider:
+    return ImagenProvider(ImagenSettings(enabled=True, base_url=fake.base_url), veo)
+
+
+async def ignore(progress: Progress) -> None:
+    del progress
+
+
+def sizes(images: Sequence[BytesOutput]) -> list[tuple[int, int]]:
+    found = []
+    for image in images:
+        with Image.open(io.BytesIO(image.data)) as decoded:
+            found.append(decoded.size)
+    return found
+
+
+@pytest.mark.parametrize("mode", [Mode.GEMINI, Mode.VERTEX], ids=str)
+async def test_gemini_image_count_three(fake: FakeGoogleImages, mode: Mode) -> None:
+    provider = gemini_provider(fake, veo_settings(fake, mode))
+    ask = Ask(count=3, aspect_ratio="16:9", seed=2**32 - 2)
+    try:
+        operation = await provider.start(ask)
+        images = await provider.follow(operation, ask, ignore)
+    finally:
+        await provider.close()
+
+    assert operation == "gemini_image:asset_1"
+    assert sizes(images) == [GEMINI_SIZES["16:9"]] * 3
+    seeds = sorted(c.request.seed or 0 for c in fake.calls if isinstance(c.request, GeminiRequest))
+    assert seeds == [0, 2**32 - 2, 2**32 - 1]  # seed, seed + 1, … wrapping at 2**32
+    assert {c.mode for c in fake.calls} == {mode}
+
+
+async def test_gemini_image_refusals_and_filter(fake: FakeGoogleImages) -> None:
+    provider = gemini_provider(fake, veo_settings(fake, Mode.GEMINI))
+    try:
+        for ask, field in (
+            (Ask(negative_prompt="blur"), "negative_prompt"),
+            (Ask(aspect_ratio="7:3"), "aspect_ratio"),
+            (Ask(count=5), "count"),
+            (Ask(model="imagen-4.0-generate-001"), "model"),
+            (Ask(prompt=" "), "prompt"),
+            (Ask(images=(InputImage(b"GIF89a", "image/gif"),)), "images"),
+        ):
+            with pytest.raises(InvalidVideoRequest, match=f"^{field}:"):
+                await provider.start(ask)
+        fake.enqueue(Script(Outcome.FILTERED))
+        with pytest.raises(PermanentProviderError) as caught:
+            await provider.follow("gemini_image:asset_1", Ask(), ignore)
+    finally:
+        await provider.close()
+    assert caught.value.code is ErrorCode.CONTENT_FILTERED
+    assert len(fake.calls) == 1  # refused requests never left
+
+
+async def test_gemini_image_needs_veo_credentials(fake: FakeGoogleImages) -> None:
+    provider = gemini_provider(fake, VeoSettings())
+    try:
+        with pytest.raises(InvalidVideoRequest, match=r"providers\.veo\.api_key"):
+            await provider.start(Ask())
+    finally:
+        await provider.close()
+
+
+@pytest.mark.parametrize("mode", [Mode.VERTEX, Mode.EXPRESS], ids=str)
+async def test_imagen_count_three(fake: FakeGoogleImages, mode: Mode) -> None:
+    provider = imagen_provider(fake, veo_settings(fake, mode))
+    ask = Ask(count=3, aspect_ratio="3:4", seed=4)
+    try:
+        images = await provider.follow(await provider.start(ask), ask, ignore)
+    finally:
+        await provider.close()
+    assert sizes(images) == [IMAGEN_SIZES["3:4"]] * 3
+    [call] = fake.calls
+    assert isinstance(call.request, ImagenRequest)
+    assert (call.mode, call.request.samples, call.request.seed) == (mode, 3, 4)
+
+
+async def test_imagen_refusals(fake: FakeGoogleImages) -> None:
+    gemini = imagen_provider(fake, veo_settings(fake, Mode.GEMINI))
+    vertex = imagen_provider(fake, veo_settings(fake, Mode.VERTEX))
+    source = InputImage(b"\x89PNG", "image/png")
+    try:
+        with pytest.raises(InvalidVideoRequest, match="needs Vertex AI"):
+            await gemini.start(Ask())
+        for ask, field in (
+            (Ask(negative_prompt="blur"), "negative_prompt"),
+            (Ask(aspect_ratio="21:9"), "aspect_ratio"),
+            (Ask(images=(source,)), "images"),
+            (Ask(model="gemini-2.5-flash-image"), "model"),
+        ):
+            with pytest.raises(InvalidVideoRequest, match=f"^{field}:"):
+                await vertex.start(ask)
+        # Imagen 3.0-generate-001 still takes a negative prompt.
+        older = Ask(model="imagen-3.0-generate-001", negative_prompt="blur")
+        assert await vertex.start(older) == "imagen:asset_1"
+    finally:
+        await gemini.close()
+        await vertex.close()
+    assert fake.requests == []
