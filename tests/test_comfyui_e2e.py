@@ -139,3 +139,17 @@ async def test_thirty_percent_of_calls_failing_still_completes_every_job(
         assert done["tasks"]["vid"]["status"] == "COMPLETED", done["tasks"]["vid"]
     assert len({p.prompt_id for p in fake.prompts}) == len(fake.prompts) == 3
     assert len(fake.failed_requests) > 0
+
+
+async def test_readyz_reports_comfyui_reachability_without_failing(
+    client: AppClient, fake: FakeComfyUI
+) -> None:
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    body = await ready.json()
+    assert body["providers"] == {"comfyui": "up", "local": "unchecked"}
+    await fake.stop()
+    ready = await client.get("/readyz")
+    assert ready.status == 200  # the database is up: jobs for ComfyUI retry meanwhile
+    assert (await ready.json())["providers"]["comfyui"] == "down"
+    assert (await client.get("/healthz")).status == 200

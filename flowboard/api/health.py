@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from flowboard.api.bodies import json_answer
 from flowboard.api.endpoint import Endpoint
 from flowboard.api.schemas import Health
-from flowboard.keys import DATABASE
+from flowboard.keys import DATABASE, PROVIDERS
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -15,8 +17,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    ready = await request.app[DATABASE].ping()
-    health = Health(status="ok" if ready else "unavailable", database="up" if ready else "down")
+    ready, providers = await asyncio.gather(
+        request.app[DATABASE].ping(), request.app[PROVIDERS].reachability()
+    )
+    health = Health(
+        status="ok" if ready else "unavailable",
+        database="up" if ready else "down",
+        providers=providers,
+    )
     return json_answer(health, 200 if ready else 503)
 
 

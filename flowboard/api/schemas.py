@@ -91,3 +91,6 @@ class ErrorResponse(ApiModel):
 class Health(ApiModel):
     status: str
     database: str | None = None
+    # Readiness only: each configured provider "up", "down" or "unchecked" (no probe).
+    # A provider that is down does not make the service unready: its jobs retry.
+    providers: dict[str, str] | None = None

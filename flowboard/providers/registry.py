@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -32,6 +33,25 @@ class ProviderRegistry:
                 f"provider {chosen!r} is unknown or not configured (configured: {known})"
             )
         return provider
+
+    async def reachability(self, timeout: float = 2.0) -> dict[str, str]:
+        """Say, per configured provider, "up" or "down" (or "unchecked" without a probe)."""
+
+        async def probe(check: Callable[[], Awaitable[bool]]) -> str:
+            try:
+                async with asyncio.timeout(timeout):
+                    return "up" if await check() else "down"
+            except TimeoutError:
+                return "down"
+
+        names = sorted(self.providers)
+        checks = [getattr(self.providers[n], "reachable", None) for n in names]
+        found = await asyncio.gather(*(probe(c) for c in checks if c is not None))
+        answers = iter(found)
+        return {
+            n: next(answers) if c is not None else "unchecked"
+            for n, c in zip(names, checks, strict=True)
+        }
 
     async def close(self) -> None:
         for provider in self.providers.values():
