@@ -10,8 +10,9 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -19,6 +20,7 @@ from flowboard import __version__, runfiles
 from flowboard.commands import tokens
 from flowboard.config import ConfigError, Settings, config_path, load_settings
 from flowboard.log import configure_logging
+from flowboard.server import serve_until_stopped
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -112,6 +114,21 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _run(loop: asyncio.AbstractEventLoop, main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on `loop`, then cancel what is left and close the loop (as run_app did)."""
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main)
+    finally:
+        rest = asyncio.all_tasks(loop)
+        for task in rest:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
 def serve(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM, then shut down gracefully."""
     from flowboard.app import create_app
@@ -136,14 +153,7 @@ def serve(settings: Settings) -> int:
         extra={"host": settings.server.host, "port": port, "event_loop": type(loop).__module__},
     )
     try:
-        web.run_app(
-            app,
-            loop=loop,
-            sock=sock,
-            shutdown_timeout=settings.server.shutdown_grace_seconds,
-            access_log=None,
-            print=None,
-        )
+        _run(loop, serve_until_stopped(app, settings, sock))
     finally:
         sock.close()
         runfiles.withdraw(settings.data_path, runfiles.SERVE_FILE, os.getpid())

@@ -32,6 +32,16 @@ class ServerSettings(_Section):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # uvloop's event loop (libuv) costs about half the CPU per socket operation.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # A connection's first request head must arrive within this (slow-header clients).
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    # An idle kept-alive connection's next request head must arrive within this.
+    keepalive_seconds: float = Field(default=75.0, gt=0)
+    # Open connections per client address (event streams included); 0 = no cap.
+    max_connections_per_address: int = Field(default=1024, ge=0)
+    # Largest uploaded image (width x height), checked before decoding its pixels.
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    # Threads decoding uploaded images, off the event loop; more uploads wait for one.
+    decode_threads: int = Field(default=2, ge=1)
 
 
 class DatabaseSettings(_Section):

@@ -17,6 +17,7 @@ from flowboard.canvas.model import Flow
 from flowboard.canvas.service import FlowNotFound, sync_json
 from flowboard.keys import AUTH, CANVAS, HUB, SETTINGS
 from flowboard.schema import ApiModel
+from flowboard.server import closed_future
 from flowboard.streams.hub import FlowChannel, Sink, StreamEventType, sse_frame
 
 _LOGGER = logging.getLogger(__name__)
@@ -74,20 +75,23 @@ async def _catch_up(
 async def _follow(
     request: web.Request, resp: EventSourceResponse, channel: FlowChannel, sink: Sink
 ) -> None:
-    """Stay idle while the channel pushes to us; catch up when woken."""
-    closed = asyncio.ensure_future(resp.wait())
+    """Stay idle while the channel pushes to us; catch up when woken; leave at once
+    when the connection closes (the guard's notice; else the next heartbeat's write)."""
+    pinged_out = asyncio.ensure_future(resp.wait())
+    lost = closed_future(request.transport)
+    ended = {pinged_out} if lost is None else {pinged_out, lost}
     try:
-        while not closed.done() and not channel.closed:
+        while not any(f.done() for f in ended) and not channel.closed:
             if sink.cursor == channel.seq:
                 woken = sink.wait()
-                await asyncio.wait({woken, closed}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({woken, *ended}, return_when=asyncio.FIRST_COMPLETED)
                 sink.idle = False
             elif not await _catch_up(request, resp, channel, sink):
                 return
     finally:
-        closed.cancel()
+        pinged_out.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await closed
+            await pinged_out
 
 
 async def subscribe(request: web.Request) -> web.StreamResponse:
