@@ -38,8 +38,9 @@ from flowboard.keys import (
     WEBHOOKS,
 )
 from flowboard.metrics import Metrics
+from flowboard.nodes.registry import generation_types, load_plugins
+from flowboard.processors.generation import GenerationProcessor
 from flowboard.processors.inputs import InputResolver
-from flowboard.processors.video_gen import VideoGenNodeProcessor
 from flowboard.providers.registry import open_providers
 from flowboard.storage.factory import open_storage
 from flowboard.store.assets import AssetStore
@@ -143,7 +144,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         mirror=app[MIRROR],
         metrics=app[METRICS],
     )
-    video = VideoGenNodeProcessor(
+    generation = GenerationProcessor(
         tasks=engine,
         assets=assets,
         canvas=app[CANVAS],
@@ -154,11 +155,13 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         resolver=InputResolver(assets, app[STORAGE], settings.server.max_upload_bytes),
         settings=settings.execution,
         work_dir=settings.data_path / "tmp",
+        kinds=generation_types(),
     )
-    video.on_retry = lambda node_type: app[METRICS].retried.labels(node_type).inc()
-    engine.processors[video.node_type] = video
+    generation.on_retry = lambda node_type: app[METRICS].retried.labels(node_type).inc()
+    for node_type in generation.kinds:
+        engine.processors[node_type] = generation
     bus.register(engine)
-    bus.register(video)
+    bus.register(generation)
     bus.register(app[WEBHOOKS].outbox)  # before resume: replayed events queue webhooks too
     app[BUS], app[ASSETS], app[ENGINE] = bus, assets, engine
     await engine.resume()
@@ -206,6 +209,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, auth_middleware, ratelimit_middleware],
         client_max_size=settings.server.max_body_bytes,
     )
+    load_plugins(settings.plugins)  # before the routes: their node types are in OpenAPI
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.cleanup_ctx.extend(

@@ -131,7 +131,12 @@ class ComfyUISettings(_Section):
 
 
 class ProvidersSettings(_Section):
-    default: Literal["local", "veo", "comfyui"] = "local"
+    # Other `[providers.<name>]` tables belong to provider modules that declare their own
+    # settings model: kept raw here, validated by the provider registry at start-up.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    default: str = Field(default="local", min_length=1, max_length=64)
+    image_default: str = Field(default="local", min_length=1, max_length=64)
     local: LocalProviderSettings = LocalProviderSettings()
     veo: VeoSettings = VeoSettings()
     comfyui: ComfyUISettings = ComfyUISettings()
@@ -238,6 +243,11 @@ class Settings(_Section):
     webhooks: WebhooksSettings = WebhooksSettings()
     ratelimit: RateLimitSettings = RateLimitSettings()
     canvas: CanvasSettings = CanvasSettings()
+    # Python modules imported at start-up that add node types (`NODE_TYPE`) or a
+    # provider (`SPEC`) without changing Flowboard itself.
+    plugins: list[str] = Field(default_factory=list)
+
+    _split_plugins = field_validator("plugins", mode="before")(_split_list)
 
     @property
     def data_path(self) -> Path:

@@ -12,9 +12,9 @@ from flowboard.api.endpoint import Handler
 from flowboard.canvas.edits import NotFoundInFlow
 from flowboard.canvas.graph import GraphError
 from flowboard.canvas.service import FlowNotFound, RevisionConflict
+from flowboard.errors import InvalidRequest
 from flowboard.execution.engine import ExecutionNotFound
 from flowboard.net.ssrf import UnsafeUrl
-from flowboard.providers.base import InvalidVideoRequest
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _from_domain(exc: Exception) -> web.Response | None:
         return error_response(404, "flow_not_found", f"flow {exc.args[0]!r} not found")
     if isinstance(exc, NotFoundInFlow):
         return error_response(404, f"{exc.kind}_not_found", str(exc))
-    if isinstance(exc, InvalidVideoRequest):
+    if isinstance(exc, InvalidRequest):
         return error_response(422, exc.code.value, exc.message)
     if isinstance(exc, ExecutionNotFound):
         return error_response(404, "execution_not_found", f"execution {exc.args[0]!r} not found")

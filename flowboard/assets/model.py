@@ -24,6 +24,8 @@ class AssetType(StrEnum):
 class Workflow(StrEnum):
     TEXT_TO_VIDEO = "text-to-video"
     IMAGE_TO_VIDEO = "image-to-video"
+    TEXT_TO_IMAGE = "text-to-image"
+    IMAGE_TO_IMAGE = "image-to-image"
     UPLOAD = "upload"
 
 
@@ -34,6 +36,14 @@ class StorageInfo(ApiModel):
     content_type: str
     size: int
     sha256: str
+    width: int | None = None
+    height: int | None = None
+
+
+class StoredOutputFile(StorageInfo):
+    """One file of a take with several (images of a count > 1 run), with its URL."""
+
+    url: str
 
 
 class AssetError(ApiModel):
@@ -66,6 +76,7 @@ class GeneratedAsset(ApiModel):
     attempts: int = 0
     url: str | None = None
     storage: StorageInfo | None = None
+    outputs: list[StoredOutputFile] = Field(default_factory=list)
     poster: StorageInfo | None = None
     poster_url: str | None = None
     storage_prefix: str | None = None

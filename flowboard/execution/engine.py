@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from flowboard.canvas.model import Flow
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
+from flowboard.errors import ErrorCode, InvalidRequest
 from flowboard.events.bus import EventBus, on
 from flowboard.events.types import AssetUpdated, ExecutionUpdated, HandlerFailed
 from flowboard.execution.changes import TaskChange, apply_change
@@ -32,7 +33,6 @@ from flowboard.ids import new_id, utcnow
 from flowboard.keyed_lock import KeyedLock
 from flowboard.metrics import Metrics
 from flowboard.processors.base import Job, Launch, NodeProcessor
-from flowboard.providers.base import ErrorCode, InvalidVideoRequest
 from flowboard.store.executions import ExecutionStore
 from flowboard.streams.hub import StreamEventType, StreamHub
 
@@ -48,7 +48,7 @@ class ExecutionNotFound(LookupError):
     """No execution with that id in the caller's organisation."""
 
 
-class NotRunnable(InvalidVideoRequest):
+class NotRunnable(InvalidRequest):
     """The node cannot be run (missing, or of an input-only type)."""
 
 
@@ -153,7 +153,7 @@ class ExecutionEngine:
         job = Job(execution.org_id, execution.id, flow, node)
         try:
             launch = await self.processors[node.type].prepare(job)
-        except InvalidVideoRequest as exc:
+        except InvalidRequest as exc:
             error = TaskError(code=exc.code.value, message=exc.message)
             change = TaskChange(status=TaskStatus.FAILED, error=error)
             return apply_change(execution, node_id, change), None
@@ -339,7 +339,7 @@ class ExecutionEngine:
             return
         try:
             await self.processors[job.node.type].process_job(job)
-        except InvalidVideoRequest as exc:
+        except InvalidRequest as exc:
             await self._fail_later(execution.id, node_id, exc.code.value, exc.message)
 
     async def _job(self, execution: Execution, node_id: str) -> Job | None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowboard.schema import ApiModel
+
+if TYPE_CHECKING:
+    from flowboard.processors.kind import GenerationSpec
 
 
 @dataclass(frozen=True)
@@ -13,13 +16,20 @@ class NodeType:
     """A kind of canvas node.
 
     name: the value of `node.type`.
-    data_model: validates and normalises `node.data`.
+    data_model: validates and normalises `node.data` (and documents it in OpenAPI).
     runnable: whether a processor executes it when a flow runs.
+    generation: for a node that generates media, what the generic generation
+        processor needs to know about it (which makes it runnable).
     """
 
     name: str
     data_model: type[ApiModel]
     runnable: bool = False
+    generation: GenerationSpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.generation is not None and not self.runnable:
+            object.__setattr__(self, "runnable", True)
 
     def validate_data(self, data: dict[str, Any]) -> dict[str, Any]:
         """Return the normalised data, or raise pydantic's ValidationError."""

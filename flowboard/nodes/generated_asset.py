@@ -15,6 +15,8 @@ class GeneratedAssetNodeData(ApiModel):
     asset_id: Id | None = None
     url: str | None = Field(default=None, max_length=4096)
     poster_url: str | None = Field(default=None, max_length=4096)
+    # every file of a take with several (count > 1 images); `url` is the first
+    urls: list[str] | None = Field(default=None, max_length=8)
     media_type: Literal["image", "video"] = "video"
     source_node_id: Id | None = None
     execution_id: Id | None = None

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
 
+from flowboard.assets.model import AssetType, Workflow
+from flowboard.assets.output import store_video
 from flowboard.ids import Id
 from flowboard.nodes.base import NodeType
+from flowboard.processors.kind import Inputs, StoredFile, StoredOutput, StoreTarget
+from flowboard.providers.base import MediaKind, MediaOutput, VideoRequest
 from flowboard.schema import ApiModel
 
 AspectRatio = Literal["16:9", "9:16", "1:1"]
 Resolution = Literal["480p", "720p", "1080p"]
-ProviderName = Literal["local", "veo", "comfyui"]
+ProviderName = str
 
 
 class VideoGenNodeData(ApiModel):
     prompt: str = Field(default="", max_length=4_000)
     negative_prompt: str | None = Field(default=None, max_length=4_000)
-    provider: ProviderName | None = None
+    provider: str | None = Field(default=None, min_length=1, max_length=64)
     model: str | None = Field(default=None, max_length=200)
     duration_seconds: int = Field(default=4, ge=1, le=60)
     aspect_ratio: AspectRatio = "16:9"
@@ -32,4 +37,51 @@ class VideoGenNodeData(ApiModel):
     workflow: str | None = Field(default=None, max_length=100)
 
 
-NODE_TYPE = NodeType("video_gen", VideoGenNodeData, runnable=True)
+@dataclass(frozen=True)
+class VideoGeneration:
+    """A video from the prompt; the first wired image is its first frame."""
+
+    media: MediaKind = MediaKind.VIDEO
+    asset_type: AssetType = AssetType.VIDEO
+    max_input_images: int = 1
+
+    def provider_of(self, data: VideoGenNodeData) -> str | None:
+        return data.provider
+
+    def references(self, data: VideoGenNodeData) -> dict[str, str]:
+        return {"last_frame": data.last_frame_asset_id} if data.last_frame_asset_id else {}
+
+    def request(self, data: VideoGenNodeData, job_id: str, inputs: Inputs) -> VideoRequest:
+        return VideoRequest(
+            job_id=job_id,
+            prompt=inputs.prompt(data.prompt),
+            duration_seconds=data.duration_seconds,
+            aspect_ratio=data.aspect_ratio,
+            resolution=data.resolution,
+            negative_prompt=data.negative_prompt,
+            model=data.model,
+            fps=data.fps,
+            seed=data.seed,
+            person_generation=data.person_generation,
+            generate_audio=data.generate_audio,
+            enhance_prompt=data.enhance_prompt,
+            workflow=data.workflow,
+            first_frame=inputs.images[0] if inputs.images else None,
+            last_frame=inputs.references.get("last_frame"),
+            resumed=inputs.resumed,
+        )
+
+    def workflow(self, data: VideoGenNodeData, has_image_input: bool) -> Workflow:
+        return Workflow.IMAGE_TO_VIDEO if has_image_input else Workflow.TEXT_TO_VIDEO
+
+    async def store(self, output: MediaOutput, target: StoreTarget) -> StoredOutput:
+        stored = await store_video(
+            target.storage, output, target.asset_id, target.work_dir, target.prefix
+        )
+        poster = None
+        if stored.poster is not None and stored.poster_url is not None:
+            poster = StoredFile(stored.poster, stored.poster_url)
+        return StoredOutput(files=(StoredFile(stored.video, stored.url),), poster=poster)
+
+
+NODE_TYPE = NodeType("video_gen", VideoGenNodeData, runnable=True, generation=VideoGeneration())

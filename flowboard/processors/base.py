@@ -48,13 +48,13 @@ class TaskUpdater(Protocol):
 
 
 class NodeProcessor(Protocol):
-    node_type: str
+    """Runs the node types it is registered for on the engine (one may serve several)."""
 
     async def check(self, flow: Flow, node: Node) -> None:
-        """Raise InvalidVideoRequest for a node that cannot run as configured."""
+        """Raise InvalidRequest (a 422) for a node that cannot run as configured."""
 
     async def prepare(self, job: Job) -> Launch:
-        """Build what starting the job takes, writing nothing (InvalidVideoRequest if it can't)."""
+        """Build what starting the job takes, writing nothing (InvalidRequest if it can't)."""
 
     async def process_job(self, job: Job) -> None:
         """Mark the task PROCESSING and start the work in the background; return at once."""

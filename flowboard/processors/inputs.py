@@ -1,4 +1,4 @@
-"""Resolve a video node's inputs from the nodes wired into it."""
+"""Resolve a generation node's inputs from the nodes wired into it."""
 
 from __future__ import annotations
 
@@ -6,18 +6,14 @@ from dataclasses import dataclass
 
 from flowboard.assets.model import AssetType, GeneratedAsset, StorageInfo
 from flowboard.canvas.model import Node
-from flowboard.nodes.video_gen import VideoGenNodeData
+from flowboard.nodes.registry import NODE_TYPES
 from flowboard.processors.base import Job
-from flowboard.providers.base import (
-    ErrorCode,
-    InputImage,
-    PermanentProviderError,
-    VideoRequest,
-)
+from flowboard.processors.kind import GenerationSpec, Inputs
+from flowboard.providers.base import ErrorCode, InputImage, PermanentProviderError
 from flowboard.storage.base import ObjectNotFound, Storage
 from flowboard.store.assets import AssetStore
 
-IMAGE_SOURCES = frozenset({"asset", "generated_asset", "video_gen"})
+ASSET_SOURCES = frozenset({"asset", "generated_asset"})
 
 
 def upstream_nodes(job: Job) -> list[Node]:
@@ -25,35 +21,18 @@ def upstream_nodes(job: Job) -> list[Node]:
     return [n for n in (job.flow.node(i) for i in ids) if n is not None]
 
 
+def _generates(node_type: str) -> bool:
+    found = NODE_TYPES.get(node_type)
+    return found is not None and found.generation is not None
+
+
+def is_image_source(node: Node) -> bool:
+    """An uploaded/output asset node, or a generation node (its latest output)."""
+    return node.type in ASSET_SOURCES or _generates(node.type)
+
+
 def has_image_input(job: Job) -> bool:
-    return any(n.type in IMAGE_SOURCES for n in upstream_nodes(job))
-
-
-def video_request(
-    data: VideoGenNodeData,
-    job_id: str,
-    prompt: str,
-    first_frame: InputImage | None = None,
-    last_frame: InputImage | None = None,
-) -> VideoRequest:
-    """The provider request for a node's parameters and resolved inputs."""
-    return VideoRequest(
-        job_id=job_id,
-        prompt=prompt,
-        duration_seconds=data.duration_seconds,
-        aspect_ratio=data.aspect_ratio,
-        resolution=data.resolution,
-        negative_prompt=data.negative_prompt,
-        model=data.model,
-        fps=data.fps,
-        seed=data.seed,
-        person_generation=data.person_generation,
-        generate_audio=data.generate_audio,
-        enhance_prompt=data.enhance_prompt,
-        workflow=data.workflow,
-        first_frame=first_frame,
-        last_frame=last_frame,
-    )
+    return any(is_image_source(n) for n in upstream_nodes(job))
 
 
 def _missing(message: str) -> PermanentProviderError:
@@ -62,35 +41,33 @@ def _missing(message: str) -> PermanentProviderError:
 
 @dataclass
 class InputResolver:
-    """Turns upstream nodes into the prompt and frames of a VideoRequest."""
+    """Turns upstream nodes (and assets the node names) into a generation's Inputs."""
 
     assets: AssetStore
     storage: Storage
     max_image_bytes: int
 
-    async def request(self, job: Job, asset_id: str) -> VideoRequest:
-        data = VideoGenNodeData.model_validate(job.node.data)
+    async def inputs(
+        self, job: Job, spec: GenerationSpec, data: object, resumed: bool = False
+    ) -> Inputs:
         texts: list[str] = []
-        first: InputImage | None = None
+        images: list[InputImage] = []
         for node in upstream_nodes(job):
             if node.type == "prompt" and node.data.get("text"):
                 texts.append(str(node.data["text"]))
-            elif node.type in IMAGE_SOURCES and first is None:
-                first = await self._image_of(job, node)
-        if data.prompt:
-            texts.append(data.prompt)
-        if not texts and first is None:
-            raise _missing("no prompt: connect a prompt node or set the node's prompt")
-        last = None
-        if data.last_frame_asset_id:
-            last = await self._asset_image(job.org_id, data.last_frame_asset_id)
-        return video_request(data, asset_id, "\n".join(texts), first, last)
+            elif is_image_source(node) and len(images) < spec.max_input_images:
+                images.append(await self._image_of(job, node))
+        references = {
+            role: await self._asset_image(job.org_id, asset_id)
+            for role, asset_id in spec.references(data).items()
+        }
+        return Inputs(tuple(texts), tuple(images), references, resumed=resumed)
 
     async def _image_of(self, job: Job, node: Node) -> InputImage:
-        if node.type == "video_gen":
+        if _generates(node.type):
             found = await self.assets.latest_completed(job.org_id, job.flow.id, node.id)
             if found is None:
-                raise _missing(f"upstream node {node.id!r} has no finished video yet")
+                raise _missing(f"upstream node {node.id!r} has no finished output yet")
             return await self._still(found)
         asset_id = node.data.get("assetId")
         if not asset_id:
@@ -104,7 +81,7 @@ class InputResolver:
         return await self._still(asset)
 
     async def _still(self, asset: GeneratedAsset) -> InputImage:
-        """The image of an image asset, or the poster frame of a video asset."""
+        """The image of an image asset (its first), or the poster frame of a video asset."""
         stored: StorageInfo | None = (
             asset.storage if asset.type is AssetType.IMAGE else asset.poster
         )

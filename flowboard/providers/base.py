@@ -1,4 +1,4 @@
-"""The contract between the video processor and a generation provider.
+"""The contract between the generation processor and a generation provider.
 
 Polling providers (Veo) and push providers (ComfyUI's websocket) look the same from
 here: `start()` hands back an operation id that the caller persists at once, and
@@ -8,36 +8,18 @@ caller calls `follow()` again with the persisted id.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from flowboard.errors import CodedError, ErrorCode, InvalidRequest
+
+__all__ = ["ErrorCode"]  # re-exported: providers have always imported it from here
 
 
-class ErrorCode(StrEnum):
-    """Stable codes recorded on failed assets and tasks."""
-
-    INVALID_REQUEST = "invalid_request"
-    PROVIDER_ERROR = "provider_error"
-    CONTENT_FILTERED = "content_filtered"
-    EMPTY_RESULT = "empty_result"
-    LOST_BY_PROVIDER = "lost_by_provider"
-    TIMEOUT = "timeout"
-    CANCELLED = "cancelled"
-    UNAVAILABLE = "provider_unavailable"
-    INPUT_MISSING = "input_missing"
-    UPSTREAM_FAILED = "upstream_failed"
-    STORAGE_ERROR = "storage_error"
-    INTERNAL = "internal"
-
-
-class ProviderError(Exception):
+class ProviderError(CodedError):
     """A provider call failed; `code` is one of ErrorCode."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class TransientProviderError(ProviderError):
@@ -51,11 +33,15 @@ class PermanentProviderError(ProviderError):
     """Retrying cannot help: the job ends FAILED with this code and message."""
 
 
-class InvalidVideoRequest(PermanentProviderError):
+class InvalidProviderRequest(PermanentProviderError, InvalidRequest):
     """The parameters are refused before any provider call (a 422 for the caller)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.INVALID_REQUEST, message)
+        CodedError.__init__(self, ErrorCode.INVALID_REQUEST, message)
+
+
+class InvalidVideoRequest(InvalidProviderRequest):
+    """A video request's parameters are refused (kept: video providers raise it)."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +92,15 @@ class Progress:
 ProgressCallback = Callable[[Progress], Coroutine[Any, Any, None]]
 
 
-class VideoOutput(Protocol):
-    """A finished video, read as a stream of chunks (never all in memory twice)."""
+class MediaKind(StrEnum):
+    """What a generation produces; a provider spec says which kinds it serves."""
+
+    VIDEO = "video"
+    IMAGE = "image"
+
+
+class MediaOutput(Protocol):
+    """A finished file (video or image), read as chunks (never all in memory twice)."""
 
     @property
     def content_type(self) -> str: ...
@@ -115,9 +108,12 @@ class VideoOutput(Protocol):
     def chunks(self) -> AsyncIterator[bytes]: ...
 
 
+VideoOutput = MediaOutput
+
+
 @dataclass(frozen=True)
 class BytesOutput:
-    """A video the provider returned inline."""
+    """A file the provider returned inline (video by default)."""
 
     data: bytes
     content_type: str = "video/mp4"
@@ -137,27 +133,59 @@ class ReleasableOutput(Protocol):
         """Drop the provider's copy; best effort, never raises."""
 
 
-class VideoProvider(Protocol):
-    """A source of generated videos."""
+@dataclass(frozen=True)
+class ImageRequest:
+    """Everything a provider needs to generate `count` images.
+
+    job_id: the GeneratedAsset id (stable across restarts and retries).
+    images: input images to edit or take as reference, in the order they are wired.
+    resumed: the job began in an earlier process (see VideoRequest).
+    """
+
+    job_id: str
+    prompt: str
+    count: int = 1
+    aspect_ratio: str = "1:1"
+    negative_prompt: str | None = None
+    model: str | None = None
+    seed: int | None = None
+    workflow: str | None = None
+    images: tuple[InputImage, ...] = ()
+    resumed: bool = False
+
+
+Request_contra = TypeVar("Request_contra", contravariant=True)
+Output_co = TypeVar("Output_co", covariant=True)
+
+
+class GenerationProvider(Protocol[Request_contra, Output_co]):
+    """A source of generated media: one request in, one output (of its media kind) out."""
 
     name: str
 
     @property
     def deadline_seconds(self) -> float: ...
 
-    def validate(self, request: VideoRequest) -> None:
-        """Raise InvalidVideoRequest for parameters the provider would refuse."""
+    def validate(self, request: Request_contra) -> None:
+        """Raise InvalidProviderRequest for parameters the provider would refuse."""
 
-    async def start(self, request: VideoRequest) -> str:
+    async def start(self, request: Request_contra) -> str:
         """Submit the job; return the provider's operation id."""
 
     async def follow(
-        self, operation_id: str, request: VideoRequest, report: ProgressCallback
-    ) -> VideoOutput:
-        """Wait for the job to end; return its video or raise ProviderError."""
+        self, operation_id: str, request: Request_contra, report: ProgressCallback
+    ) -> Output_co:
+        """Wait for the job to end; return its output or raise ProviderError."""
 
     async def cancel(self, operation_id: str) -> None:
         """Ask the provider to stop the job (best effort)."""
 
     async def close(self) -> None:
         """Release clients and connections."""
+
+
+VideoProvider = GenerationProvider[VideoRequest, MediaOutput]
+"""A source of generated videos."""
+
+ImageProvider = GenerationProvider[ImageRequest, Sequence[MediaOutput]]
+"""A source of generated images: `follow()` returns one output per image asked for."""

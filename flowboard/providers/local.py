@@ -16,16 +16,19 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from flowboard.config import LocalProviderSettings
 from flowboard.media.render import RenderCancelled, RenderSpec, frame_size, render_video
 from flowboard.providers.base import (
     InvalidVideoRequest,
+    MediaKind,
     Progress,
     ProgressCallback,
     VideoOutput,
     VideoRequest,
 )
+from flowboard.providers.spec import ProviderContext, ProviderSpec
 
 _LOGGER = logging.getLogger(__name__)
 ASPECTS = ("16:9", "9:16", "1:1")
@@ -154,4 +157,15 @@ class LocalProvider:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-__all__ = ["FileOutput", "LocalProvider", "RenderCancelled"]
+def _build(settings: LocalProviderSettings, context: ProviderContext) -> dict[MediaKind, Any]:
+    return {MediaKind.VIDEO: LocalProvider(settings, context.work_dir)}
+
+
+SPEC = ProviderSpec(
+    name="local",
+    settings_model=LocalProviderSettings,
+    build=_build,
+    media=frozenset({MediaKind.VIDEO}),
+)
+
+__all__ = ["SPEC", "FileOutput", "LocalProvider", "RenderCancelled"]

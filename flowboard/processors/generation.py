@@ -1,14 +1,17 @@
-"""VideoGenNodeProcessor: start a generation, follow it, store it, finalise the node.
+"""GenerationProcessor: start a generation, follow it, store it, finalise the node.
 
-`process_job()` creates the GeneratedAsset and returns; the provider job runs in a
-background task that reports through `asset.updated` events, and the handler of
-those events moves the task and, on completion, adds the output node to the canvas.
+One processor runs every node type that declares a `GenerationSpec` (video, image,
+a plugin's): it owns the lifecycle — prepare, start with retries, persist the
+operation id, follow, report progress, store the outputs, finalise, add or update the
+output node, cancel, resume — and asks the node type's spec only what differs by
+media. `process_job()` creates the GeneratedAsset and returns; the provider job runs
+in a background task that reports through `asset.updated` events, and the handler of
+those events moves the task and, on completion, shows the take on the output node.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 import time
@@ -29,13 +32,11 @@ from tenacity import (
 from flowboard.assets.model import (
     AssetError,
     AssetStatus,
-    AssetType,
     GeneratedAsset,
-    Workflow,
     asset_event,
 )
-from flowboard.assets.output import StoredVideo, new_prefix, store_video
-from flowboard.canvas.model import Edge, Flow, Node, Position
+from flowboard.assets.output import new_prefix
+from flowboard.canvas.model import Flow, Node
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
 from flowboard.events.bus import EventBus, on
@@ -44,23 +45,24 @@ from flowboard.execution.changes import TaskChange
 from flowboard.execution.jobs import JobRunner
 from flowboard.execution.model import TaskError, TaskStatus
 from flowboard.ids import new_id, utcnow
-from flowboard.nodes.video_gen import VideoGenNodeData
+from flowboard.nodes.base import NodeType
 from flowboard.processors.base import Job, Launch, TaskUpdater
-from flowboard.processors.inputs import InputResolver, has_image_input, video_request
+from flowboard.processors.inputs import InputResolver, has_image_input
+from flowboard.processors.kind import GenerationSpec, Inputs, StoredOutput, StoreTarget
+from flowboard.processors.output_node import show_take
 from flowboard.providers.base import (
     ErrorCode,
     Progress,
     ProviderError,
     TransientProviderError,
-    VideoProvider,
 )
 from flowboard.providers.registry import ProviderRegistry
+from flowboard.providers.spec import AnyProvider
 from flowboard.storage.base import Storage, StorageError
 from flowboard.store.assets import AssetStore
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
-OUTPUT_OFFSET_X = 360.0
 
 
 def _reason(error: BaseException | None) -> str:
@@ -79,7 +81,7 @@ class _Reporter:
     database makes progress coarser, never the provider's polls later.
     """
 
-    processor: VideoGenNodeProcessor
+    processor: GenerationProcessor
     asset: GeneratedAsset
     settings: ExecutionSettings
     last_sent: float = -math.inf
@@ -137,8 +139,8 @@ class _Reporter:
 
 
 @dataclass
-class VideoGenNodeProcessor:
-    """Runs `video_gen` nodes."""
+class GenerationProcessor:
+    """Runs the node types of `kinds` (name -> NodeType with a GenerationSpec)."""
 
     tasks: TaskUpdater
     assets: AssetStore
@@ -150,19 +152,29 @@ class VideoGenNodeProcessor:
     resolver: InputResolver
     settings: ExecutionSettings
     work_dir: Path
-    node_type: str = "video_gen"
+    kinds: dict[str, NodeType] = field(default_factory=dict)
     on_retry: Callable[[str], None] | None = None
-    _operations: dict[str, tuple[VideoProvider, str]] = field(default_factory=dict)
+    _operations: dict[str, tuple[AnyProvider, str]] = field(default_factory=dict)
+
+    def _spec(self, node_type: str) -> tuple[NodeType, GenerationSpec]:
+        kind = self.kinds[node_type]
+        assert kind.generation is not None  # only generation node types are given here
+        return kind, kind.generation
+
+    def _provider(self, spec: GenerationSpec, name: str | None) -> AnyProvider:
+        return self.providers.get(name, spec.media)
 
     async def check(self, flow: Flow, node: Node) -> None:
-        data = VideoGenNodeData.model_validate(node.data)
-        provider = self.providers.get(data.provider)
-        provider.validate(video_request(data, "check", data.prompt))
+        kind, spec = self._spec(node.type)
+        data = kind.data_model.model_validate(node.data)
+        provider = self._provider(spec, spec.provider_of(data))
+        provider.validate(spec.request(data, "check", Inputs(checking=True)))
 
     async def prepare(self, job: Job) -> Launch:
-        data = VideoGenNodeData.model_validate(job.node.data)
-        provider = self.providers.get(data.provider)
-        asset = self._new_asset(job, data, provider.name)
+        kind, spec = self._spec(job.node.type)
+        data = kind.data_model.model_validate(job.node.data)
+        provider = self._provider(spec, spec.provider_of(data))
+        asset = self._new_asset(job, spec, data, provider.name)
         change = TaskChange(
             status=TaskStatus.PROCESSING,
             output_asset_id=asset.id,
@@ -192,9 +204,10 @@ class VideoGenNodeProcessor:
         if not self.runner.cancel(job.key):
             _LOGGER.info("no running job to cancel", extra={"job": job.key})
 
-    def _new_asset(self, job: Job, data: VideoGenNodeData, provider: str) -> GeneratedAsset:
+    def _new_asset(
+        self, job: Job, spec: GenerationSpec, data: Any, provider: str
+    ) -> GeneratedAsset:
         now = utcnow()
-        image = has_image_input(job)
         asset_id = new_id("asset")
         return GeneratedAsset(
             id=asset_id,
@@ -202,10 +215,10 @@ class VideoGenNodeProcessor:
             flow_id=job.flow.id,
             node_id=job.node.id,
             execution_id=job.execution_id,
-            type=AssetType.VIDEO,
+            type=spec.asset_type,
             provider=provider,
-            workflow=Workflow.IMAGE_TO_VIDEO if image else Workflow.TEXT_TO_VIDEO,
-            prompt=data.prompt,
+            workflow=spec.workflow(data, has_image_input(job)),
+            prompt=str(getattr(data, "prompt", "") or ""),
             parameters=data.model_dump(mode="json", by_alias=True, exclude_none=True),
             status=AssetStatus.PROCESSING,
             storage_prefix=new_prefix(asset_id),
@@ -221,12 +234,13 @@ class VideoGenNodeProcessor:
         The record is written here, inside the job, so that the job's key is taken before
         its task can be seen PROCESSING (the reaper leaves a running key alone).
         """
-        provider = self.providers.get(asset.provider)
+        kind, spec = self._spec(job.node.type)
+        provider = self._provider(spec, asset.provider)
         extra = {"asset_id": asset.id, "execution_id": job.execution_id, "node_id": job.node.id}
         if new and not await self._insert(job, asset):
             return
         try:
-            await self._generate(job, asset, provider, resumed=not new)
+            await self._generate(job, asset, kind, provider, resumed=not new)
         except asyncio.CancelledError:
             if not self.runner.cancel_requested(job.key):
                 raise  # shutting down: the job resumes after restart
@@ -254,12 +268,20 @@ class VideoGenNodeProcessor:
         return True
 
     async def _generate(
-        self, job: Job, asset: GeneratedAsset, provider: VideoProvider, resumed: bool
+        self,
+        job: Job,
+        asset: GeneratedAsset,
+        kind: NodeType,
+        provider: AnyProvider,
+        resumed: bool,
     ) -> None:
+        spec = kind.generation
+        assert spec is not None
         elapsed = (utcnow() - asset.created_at).total_seconds()
         async with asyncio.timeout(max(0.0, provider.deadline_seconds - elapsed)):
-            request = await self.resolver.request(job, asset.id)
-            request = dataclasses.replace(request, resumed=resumed)
+            data = kind.data_model.model_validate(job.node.data)
+            inputs = await self.resolver.inputs(job, spec, data, resumed=resumed)
+            request = spec.request(data, asset.id, inputs)
             provider.validate(request)
             operation = asset.operation_id
             if operation is None:
@@ -272,11 +294,12 @@ class VideoGenNodeProcessor:
             if asset.storage_prefix is None:
                 await self.assets.set_fields(asset.id, {"storagePrefix": prefix})
             reporter = _Reporter(self, asset, self.settings)
+            target = StoreTarget(self.storage, self.work_dir, asset.id, prefix)
             try:
 
-                async def follow_and_store() -> StoredVideo:
+                async def follow_and_store() -> StoredOutput:
                     output = await provider.follow(operation, request, reporter)
-                    return await store_video(self.storage, output, asset.id, self.work_dir, prefix)
+                    return await spec.store(output, target)
 
                 stored = await self._with_retries(job, asset, follow_and_store)
                 await reporter.flush()  # progress events before the completion's
@@ -286,10 +309,7 @@ class VideoGenNodeProcessor:
         fields: dict[str, Any] = {
             "status": AssetStatus.COMPLETED.value,
             "progress": 100.0,
-            "url": stored.url,
-            "storage": stored.video.to_json(),
-            "posterUrl": stored.poster_url,
-            "poster": stored.poster.to_json() if stored.poster else None,
+            **stored.asset_fields(),
         }
         done = await self.assets.update(asset.id, fields)
         if done is not None:
@@ -344,7 +364,7 @@ class VideoGenNodeProcessor:
             TaskChange(add_attempt=True, description=f"retrying after: {_reason(error)}"),
         )
 
-    async def _cancel_at_provider(self, asset_id: str, provider: VideoProvider) -> None:
+    async def _cancel_at_provider(self, asset_id: str, provider: AnyProvider) -> None:
         found = self._operations.get(asset_id)
         operation = found[1] if found else None
         if operation is None:
@@ -353,7 +373,7 @@ class VideoGenNodeProcessor:
         if operation is not None:
             await provider.cancel(operation)
 
-    async def _cancelled(self, asset: GeneratedAsset, provider: VideoProvider) -> None:
+    async def _cancelled(self, asset: GeneratedAsset, provider: AnyProvider) -> None:
         await self._cancel_at_provider(asset.id, provider)
         await self._end(asset, AssetStatus.CANCELLED, ErrorCode.CANCELLED.value, "cancelled")
 
@@ -386,7 +406,7 @@ class VideoGenNodeProcessor:
             task = await self.tasks.task_status(event.execution_id, event.node_id)
             if task is None or task.terminal:
                 return  # ended meanwhile (cancelled, or a listener failed it)
-            await self._add_output_node(event)
+            await self._show_output(event)
             change = TaskChange(
                 status=TaskStatus.COMPLETED, output_url=event.url, description="completed"
             )
@@ -398,34 +418,21 @@ class VideoGenNodeProcessor:
             change = TaskChange(status=task_status, error=error, description=error.message)
         await self.tasks.update_task(event.execution_id, event.node_id, change)
 
-    async def _add_output_node(self, event: AssetUpdated) -> None:
-        """Add the generated_asset node beside the video node, wired from it (once)."""
-        node_id = f"out_{event.asset_id}"
+    async def _show_output(self, event: AssetUpdated) -> None:
+        """Show the finished take on the source node's output node (added the first time)."""
+        asset = await self.assets.get_any(event.asset_id)
+        if asset is None:
+            return
 
         def edit(flow: Flow) -> Flow:
-            source = flow.node(event.node_id)
-            if source is None or flow.node(node_id) is not None:
-                return flow
-            position = Position(x=source.position.x + OUTPUT_OFFSET_X, y=source.position.y)
-            data = {
-                "assetId": event.asset_id,
-                "url": event.url,
-                "mediaType": "video",
-                "sourceNodeId": event.node_id,
-                "executionId": event.execution_id,
-            }
-            node = Node(id=node_id, type="generated_asset", position=position, data=data)
-            edge = Edge(id=f"e_{node_id}", source=event.node_id, target=node_id)
-            return flow.model_copy(
-                update={"nodes": [*flow.nodes, node], "edges": [*flow.edges, edge]}
-            )
+            return show_take(flow, asset) or flow
 
         try:
             current = await self.canvas.get(event.org_id, event.flow_id)
-            if current.node(node_id) is None and current.node(event.node_id) is not None:
+            if show_take(current, asset) is not None:
                 await self.canvas.apply(event.org_id, event.flow_id, edit)
         except FlowNotFound:
-            _LOGGER.info("flow gone; output node not added", extra={"asset_id": event.asset_id})
+            _LOGGER.info("flow gone; output not shown", extra={"asset_id": event.asset_id})
 
     async def _fail_task(self, job: Job, code: str, message: str) -> None:
         change = TaskChange(status=TaskStatus.FAILED, error=TaskError(code=code, message=message))

@@ -1,0 +1,44 @@
+"""Error codes shared by every layer, and the base of refusals that answer 422.
+
+The engine, the processors and the providers raise these; `api/errors.py` maps them
+to HTTP. Nothing here imports another Flowboard module, so every layer can use it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Stable codes recorded on failed assets and tasks, and sent in 422 answers."""
+
+    INVALID_REQUEST = "invalid_request"
+    PROVIDER_ERROR = "provider_error"
+    CONTENT_FILTERED = "content_filtered"
+    EMPTY_RESULT = "empty_result"
+    LOST_BY_PROVIDER = "lost_by_provider"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    UNAVAILABLE = "provider_unavailable"
+    INPUT_MISSING = "input_missing"
+    UPSTREAM_FAILED = "upstream_failed"
+    STORAGE_ERROR = "storage_error"
+    INTERNAL = "internal"
+    NODE_REMOVED = "node_removed"
+    HANDLER_FAILED = "handler_failed"
+
+
+class CodedError(Exception):
+    """An error carrying one of ErrorCode and a message fit to show a user."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class InvalidRequest(CodedError):
+    """A request refused before anything starts: the caller gets 422 with `code`."""
+
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.INVALID_REQUEST) -> None:
+        super().__init__(code, message)
