@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from flowboard.api.auth import AccessRules, auth_middleware
 from flowboard.api.errors import error_middleware
+from flowboard.api.guards import RouteGuards, database_middleware, space_middleware
 from flowboard.api.ratelimit import RateLimiter, ratelimit_middleware
 from flowboard.api.routes import setup_routes
 from flowboard.auth.service import Authenticator
 from flowboard.canvas.limits import FlowLimits
 from flowboard.canvas.service import CanvasService
 from flowboard.config import Settings
-from flowboard.db.lifecycle import open_database
+from flowboard.db.lifecycle import open_supervised
+from flowboard.db.outage import DatabaseHealth, watching
 from flowboard.events.bus import EventBus
 from flowboard.execution.engine import ExecutionEngine
 from flowboard.keys import (
@@ -27,13 +30,17 @@ from flowboard.keys import (
     BUS,
     CANVAS,
     DATABASE,
+    DATABASE_HEALTH,
+    DB_SUPERVISOR,
     ENGINE,
+    GUARDS,
     HUB,
     METRICS,
     MIRROR,
     PROVIDERS,
     RATE_LIMITS,
     SETTINGS,
+    SPACE,
     STORAGE,
     WEBHOOKS,
 )
@@ -43,6 +50,7 @@ from flowboard.processors.generation import GenerationProcessor
 from flowboard.processors.inputs import InputResolver
 from flowboard.providers.registry import open_providers
 from flowboard.storage.factory import open_storage
+from flowboard.storage.space import SpaceGuard
 from flowboard.store.assets import AssetStore
 from flowboard.store.executions import ExecutionStore
 from flowboard.store.flows import FlowStore
@@ -55,11 +63,22 @@ _LOGGER = logging.getLogger(__name__)
 SWEEP_SECONDS = 60.0
 
 
+def _stop_serving() -> None:
+    """The embedded database keeps dying: stop like on SIGTERM (serve then exits 1)."""
+    signal.raise_signal(signal.SIGTERM)
+
+
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Connect to the configured MongoDB, or start the embedded one first."""
-    async with open_database(app[SETTINGS]) as database:
-        app[DATABASE] = database
-        yield
+    """Connect to the configured MongoDB, or start (and supervise) the embedded one first."""
+    settings = app[SETTINGS].database
+    async with open_supervised(app[SETTINGS], on_give_up=_stop_serving) as opened:
+        app[DATABASE], app[DB_SUPERVISOR] = opened.database, opened.supervisor
+        health = DatabaseHealth(
+            opened.database, settings.health_interval_seconds, settings.ping_timeout_seconds
+        )
+        app[DATABASE_HEALTH] = health
+        async with watching(health):
+            yield
 
 
 async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -95,7 +114,9 @@ async def _canvas_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with open_storage(app[SETTINGS]) as storage:
+    space = SpaceGuard.from_settings(app[SETTINGS])
+    app[SPACE] = space
+    async with open_storage(app[SETTINGS], space.reserve) as storage:
         app[STORAGE] = storage
         yield
 
@@ -133,7 +154,9 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     """The bus, the engine and its processors; resume unfinished runs once up."""
     settings = app[SETTINGS]
+    health = app[DATABASE_HEALTH]
     bus = EventBus(settings.execution.handler_attempts, settings.execution.handler_backoff_seconds)
+    bus.pause = health.pause_for  # a database outage is waited out, not a failed attempt
     assets = AssetStore(app[DATABASE])
     engine = ExecutionEngine(
         ExecutionStore(app[DATABASE]),
@@ -165,12 +188,29 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     bus.register(app[WEBHOOKS].outbox)  # before resume: replayed events queue webhooks too
     app[BUS], app[ASSETS], app[ENGINE] = bus, assets, engine
     await engine.resume()
+    wake = asyncio.Event()
+    # Jobs that met a database outage ended and wait for the reaper: run it as soon as the
+    # database is back, and once more when calls that were in flight have timed out.
+    settle = (
+        settings.database.socket_timeout_seconds
+        + settings.database.server_selection_timeout_seconds
+    )
+    timers: list[asyncio.TimerHandle] = []
+
+    def recovered() -> None:
+        wake.set()
+        timers[:] = [asyncio.get_running_loop().call_later(settle, wake.set)]
+
+    unsubscribe = health.on_recovered(recovered)
     reaper = asyncio.create_task(
-        _reap(engine, settings.execution.reaper_seconds), name="flowboard.reaper"
+        _reap(engine, settings.execution.reaper_seconds, wake), name="flowboard.reaper"
     )
     try:
         yield
     finally:
+        unsubscribe()
+        for timer in timers:
+            timer.cancel()
         reaper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reaper
@@ -178,11 +218,14 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         await bus.close(timeout=5.0)
 
 
-async def _reap(engine: ExecutionEngine, every: float) -> None:
-    """Periodically re-drive or end running tasks that lost their job."""
+async def _reap(engine: ExecutionEngine, every: float, wake: asyncio.Event) -> None:
+    """Periodically (or when woken) re-drive or end running tasks that lost their job."""
     failing = False
     while True:
-        await asyncio.sleep(every)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every):
+                await wake.wait()
+        wake.clear()
         try:
             await engine.reap()
         except Exception:  # a database outage must not kill the reaper
@@ -205,8 +248,16 @@ def create_app(settings: Settings) -> web.Application:
     """The whole service as one aiohttp Application."""
     app = web.Application(
         # auth inside error_middleware: its refusals and failures keep the JSON error shape;
-        # rate limits inside auth: they are charged to the principal it found
-        middlewares=[error_middleware, auth_middleware, ratelimit_middleware],
+        # a known database outage answers 503 before auth (which reads tokens from it);
+        # rate limits inside auth: they are charged to the principal it found; the disk
+        # space check (507) before them: a refused run costs the caller nothing
+        middlewares=[
+            error_middleware,
+            database_middleware,
+            auth_middleware,
+            space_middleware,
+            ratelimit_middleware,
+        ],
         client_max_size=settings.server.max_body_bytes,
     )
     load_plugins(settings.plugins)  # before the routes: their node types are in OpenAPI
@@ -228,4 +279,5 @@ def create_app(settings: Settings) -> web.Application:
     endpoints = setup_routes(app)
     app[ACCESS] = AccessRules.from_endpoints(endpoints, settings.auth)
     app[RATE_LIMITS] = RateLimiter.from_endpoints(settings.ratelimit, endpoints)
+    app[GUARDS] = RouteGuards.from_endpoints(endpoints)
     return app

@@ -157,7 +157,10 @@ def serve(settings: Settings) -> int:
     finally:
         sock.close()
         runfiles.withdraw(settings.data_path, runfiles.SERVE_FILE, os.getpid())
-    return 0
+    from flowboard.keys import DB_SUPERVISOR
+
+    supervisor = app.get(DB_SUPERVISOR)
+    return 1 if supervisor is not None and supervisor.gave_up else 0  # the unit restarts
 
 
 def _print_schema() -> int:

@@ -48,6 +48,17 @@ class DatabaseSettings(_Section):
     uri: str = ""
     name: str = "flowboard"
     startup_timeout_seconds: float = Field(default=20.0, gt=0)
+    # Short timeouts: a dead or hung database answers 503 within seconds, not after 20 s.
+    server_selection_timeout_seconds: float = Field(default=2.0, gt=0)
+    socket_timeout_seconds: float = Field(default=5.0, gt=0)
+    connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    ping_timeout_seconds: float = Field(default=1.0, gt=0)
+    health_interval_seconds: float = Field(default=1.0, gt=0)
+    retry_after_seconds: int = Field(default=5, ge=1)
+    restart_backoff_seconds: float = Field(default=0.5, ge=0)
+    restart_backoff_max_seconds: float = Field(default=10.0, ge=0)
+    max_restarts: int = Field(default=5, ge=0)
+    restart_window_seconds: float = Field(default=120.0, gt=0)
 
 
 class SseSettings(_Section):
@@ -66,6 +77,9 @@ class StorageSettings(_Section):
     s3_presign: bool = True
     s3_presign_seconds: int = Field(default=3600, gt=0)
     s3_part_bytes: int = Field(default=8 * 1_048_576, ge=5 * 1_048_576)
+    # Below either floor, uploads and runs answer 507 (storage/space.py).
+    min_free_bytes: int = Field(default=512 * 1_048_576, ge=0)
+    min_free_percent: float = Field(default=2.0, ge=0, lt=100)
 
 
 class ExecutionSettings(_Section):

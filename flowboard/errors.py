@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     INPUT_MISSING = "input_missing"
     UPSTREAM_FAILED = "upstream_failed"
     STORAGE_ERROR = "storage_error"
+    STORAGE_FULL = "storage_full"
     INTERNAL = "internal"
     NODE_REMOVED = "node_removed"
     HANDLER_FAILED = "handler_failed"

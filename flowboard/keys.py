@@ -8,17 +8,21 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from flowboard.api.auth import AccessRules
+    from flowboard.api.guards import RouteGuards
     from flowboard.api.ratelimit import RateLimiter
     from flowboard.auth.service import Authenticator
     from flowboard.canvas.service import CanvasService
     from flowboard.config import Settings
     from flowboard.db.database import Database
+    from flowboard.db.outage import DatabaseHealth
+    from flowboard.db.supervisor import DatabaseSupervisor
     from flowboard.events.bus import EventBus
     from flowboard.execution.engine import ExecutionEngine
     from flowboard.metrics import Metrics
     from flowboard.mirror.firestore import FirestoreMirror
     from flowboard.providers.registry import ProviderRegistry
     from flowboard.storage.base import Storage
+    from flowboard.storage.space import SpaceGuard
     from flowboard.store.assets import AssetStore
     from flowboard.streams.hub import StreamHub
     from flowboard.webhooks.service import WebhookService
@@ -38,3 +42,7 @@ AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
 ACCESS: web.AppKey[AccessRules] = web.AppKey("access")
 WEBHOOKS: web.AppKey[WebhookService] = web.AppKey("webhooks")
 RATE_LIMITS: web.AppKey[RateLimiter] = web.AppKey("rate_limits")
+DATABASE_HEALTH: web.AppKey[DatabaseHealth] = web.AppKey("database_health")
+DB_SUPERVISOR: web.AppKey[DatabaseSupervisor | None] = web.AppKey("db_supervisor")
+SPACE: web.AppKey[SpaceGuard] = web.AppKey("space")
+GUARDS: web.AppKey[RouteGuards] = web.AppKey("guards")

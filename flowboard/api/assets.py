@@ -105,6 +105,7 @@ def endpoints() -> list[Endpoint]:
             GeneratedAsset,
             201,
             content_type="application/json",
+            needs_space=True,
         ),
         Endpoint(
             "GET",
@@ -127,5 +128,6 @@ def endpoints() -> list[Endpoint]:
             # A capability URL, like a presigned S3 one: the key is unguessable and
             # <video src> / <img src> cannot send an Authorization header.
             public=True,
+            database=False,
         ),
     ]

@@ -39,6 +39,8 @@ class Endpoint:
     public: bool = False
     accepts_ticket: bool = False  # a stream ticket (?ticket=) may stand in for the header
     rate_limited: bool = False  # charged to the caller's bucket (api/ratelimit.py)
+    needs_space: bool = False  # refused with 507 while disk space is low (api/guards.py)
+    database: bool = True  # answers 503 at once while the database is down (api/guards.py)
 
     def route(self) -> web.RouteDef:
         return web.route(self.method, self.path, self.handler)

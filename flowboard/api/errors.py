@@ -12,9 +12,12 @@ from flowboard.api.endpoint import Handler
 from flowboard.canvas.edits import NotFoundInFlow
 from flowboard.canvas.graph import GraphError
 from flowboard.canvas.service import FlowNotFound, RevisionConflict
+from flowboard.db.outage import is_outage
 from flowboard.errors import InvalidRequest
 from flowboard.execution.engine import ExecutionNotFound
+from flowboard.keys import DATABASE_HEALTH, SETTINGS
 from flowboard.net.ssrf import UnsafeUrl
+from flowboard.storage.base import InsufficientStorage
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid",
     429: "rate_limited",
+    503: "unavailable",
+    507: "insufficient_storage",
 }
 
 
@@ -84,7 +89,24 @@ def _from_domain(exc: Exception) -> web.Response | None:
         return error_response(409, "revision_conflict", str(exc), {"currentRevision": exc.current})
     if isinstance(exc, UnsafeUrl):
         return error_response(422, "unsafe_url", f"url refused: {exc}")
+    if isinstance(exc, InsufficientStorage):
+        return error_response(507, "insufficient_storage", str(exc))
     return None
+
+
+def _database_unavailable(request: web.Request, exc: Exception) -> web.Response:
+    """A dead or hung database: 503 with Retry-After, never a 500 (nor a traceback)."""
+    health = request.app.get(DATABASE_HEALTH)
+    if health is not None:
+        health.mark_down(exc)  # logged once per outage, by the health watcher's state
+    _LOGGER.debug("database unavailable", extra={"path": request.path, "error": str(exc)})
+    retry_after = request.app[SETTINGS].database.retry_after_seconds
+    return error_response(
+        503,
+        "database_unavailable",
+        "the database is not answering; try again shortly",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def _from_http(exc: web.HTTPException) -> web.StreamResponse:
@@ -107,5 +129,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         mapped = _from_domain(exc)
         if mapped is not None:
             return mapped
+        if is_outage(exc):
+            return _database_unavailable(request, exc)
         _LOGGER.exception("unhandled error", extra={"path": request.path})
         return error_response(500, "internal", "internal server error")

@@ -101,6 +101,7 @@ def endpoints() -> list[Endpoint]:
             202,
             params=(IDEMPOTENCY_KEY,),
             rate_limited=True,
+            needs_space=True,
         ),
         Endpoint(
             "POST",
@@ -113,6 +114,7 @@ def endpoints() -> list[Endpoint]:
             202,
             params=(FLOW_ID, IDEMPOTENCY_KEY),
             rate_limited=True,
+            needs_space=True,
         ),
         Endpoint(
             "GET",
@@ -155,5 +157,6 @@ def endpoints() -> list[Endpoint]:
             202,
             params=(EXECUTION_ID,),
             rate_limited=True,
+            needs_space=True,
         ),
     ]

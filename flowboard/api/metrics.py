@@ -25,5 +25,6 @@ def endpoints() -> list[Endpoint]:
             "health",
             content_type="text/plain",
             public=True,
+            database=False,
         )
     ]

@@ -123,5 +123,5 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 OPENAPI_ENDPOINT = Endpoint(
-    "GET", "/api/openapi.json", openapi, "This document", "meta", public=True
+    "GET", "/api/openapi.json", openapi, "This document", "meta", public=True, database=False
 )

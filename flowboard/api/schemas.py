@@ -88,9 +88,21 @@ class ErrorResponse(ApiModel):
     error: ErrorBody
 
 
+class DiskState(ApiModel):
+    """One watched filesystem: below `floorBytes` free, uploads and runs answer 507."""
+
+    path: str
+    free_bytes: int
+    total_bytes: int
+    floor_bytes: int
+    low: bool
+
+
 class Health(ApiModel):
     status: str
     database: str | None = None
     # Readiness only: each configured provider "up", "down" or "unchecked" (no probe).
     # A provider that is down does not make the service unready: its jobs retry.
     providers: dict[str, str] | None = None
+    disk: str | None = None  # "ok", or "low" while uploads and runs are refused
+    filesystems: list[DiskState] | None = None

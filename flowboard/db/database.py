@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -81,16 +83,48 @@ class Database:
         await self.client.close()
 
 
-async def connect(uri: str, name: str, timeout: float) -> Database:
-    """Connect, check the server answers, and create indexes."""
+async def connect(
+    uri: str,
+    name: str,
+    timeout: float,
+    *,
+    server_selection_timeout: float = 30.0,
+    socket_timeout: float | None = None,
+    connect_timeout: float = 20.0,
+) -> Database:
+    """Connect, wait up to `timeout` for the server to answer, and create indexes.
+
+    The other timeouts stay on the client for every later call: short ones make a dead
+    or hung database an error within seconds instead of a request that hangs.
+    """
     client: AsyncMongoClient[Document] = AsyncMongoClient(
-        uri, serverSelectionTimeoutMS=int(timeout * 1000), tz_aware=True
+        uri,
+        serverSelectionTimeoutMS=int(server_selection_timeout * 1000),
+        socketTimeoutMS=None if socket_timeout is None else int(socket_timeout * 1000),
+        connectTimeoutMS=int(connect_timeout * 1000),
+        tz_aware=True,
     )
     database = Database(client, client[name])
     try:
-        await database.db.command("ping")
+        await _first_ping(database, timeout)
         await database.ensure_indexes()
     except PyMongoError as exc:
         await client.close()
         raise DatabaseUnavailable(f"database.uri: cannot reach {uri!r}: {exc}") from exc
     return database
+
+
+async def _first_ping(database: Database, timeout: float) -> None:
+    """Ping until the server answers or `timeout` has passed (then raise the last error)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            with pymongo.timeout(max(0.1, deadline - loop.time())):
+                await database.db.command("ping")
+        except PyMongoError:
+            if loop.time() >= deadline:
+                raise
+            await asyncio.sleep(0.1)
+        else:
+            return

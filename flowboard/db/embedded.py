@@ -87,11 +87,16 @@ class EmbeddedMongo:
     def uri(self) -> str:
         return f"mongodb://{self.host}:{self.port}/?directConnection=true"
 
+    @property
+    def log_path(self) -> Path:
+        """The server's own log (stdout and stderr), beside its data directory."""
+        return self.storage_path.parent / "secantusd.log"
+
     async def start(self, timeout: float) -> None:
         """Start the server and wait until it accepts connections."""
         self.storage_path.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port(self.host)
-        log_file = (self.storage_path.parent / "secantusd.log").open("ab")
+        log_file = self.log_path.open("ab")
         try:
             self.process = await asyncio.create_subprocess_exec(
                 find_program(SERVER_PROGRAM),
@@ -111,16 +116,31 @@ class EmbeddedMongo:
         finally:
             log_file.close()
         try:
-            await wait_for_port(self.host, self.port, timeout)
+            await self._wait_ready(self.process, timeout)
         except OSError as exc:
             await self.stop()
             raise EmbeddedDatabaseError(
                 f"embedded database did not answer on port {self.port} within {timeout:.0f} s"
+                f" ({exc}; see {self.log_path})"
             ) from exc
         _LOGGER.info("embedded database up", extra={"port": self.port})
         # Other flowboard commands (token, backup) find the running server through this file.
         entry = runfiles.Published(pid=self.process.pid, port=self.port)
         runfiles.publish(self.storage_path.parent, runfiles.DATABASE_FILE, entry)
+
+    async def _wait_ready(self, process: asyncio.subprocess.Process, timeout: float) -> None:
+        """Wait for the port to answer; fail at once if the server exits meanwhile."""
+        ready = asyncio.ensure_future(wait_for_port(self.host, self.port, timeout))
+        exited = asyncio.ensure_future(process.wait())
+        try:
+            await asyncio.wait((ready, exited), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exited.cancel()
+            if not ready.done():
+                ready.cancel()
+        if not ready.done() or ready.cancelled():
+            raise OSError(f"exited with status {process.returncode} while starting")
+        ready.result()
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Terminate the server, killing it if it does not exit in time."""

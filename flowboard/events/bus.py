@@ -22,6 +22,9 @@ from flowboard.events.types import EVENT_TYPES, Event, HandlerFailed
 _LOGGER = logging.getLogger(__name__)
 
 Handler = Callable[[Any], Awaitable[None]]
+# Given a handler's error, waits for its cause to pass and returns True (the handler then
+# runs again and the attempt does not count), or returns False at once.
+Pause = Callable[[BaseException], Awaitable[bool]]
 F = TypeVar("F", bound=Callable[..., Awaitable[None]])
 _MARK = "_flowboard_events"
 
@@ -60,6 +63,7 @@ class EventBus:
     backoff_seconds: float = 0.2
     _emitter: EventEmitter = field(default_factory=EventEmitter)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    pause: Pause | None = None
 
     def listen(self, event_name: str, handler: Handler, final: bool = False) -> Callable[[], None]:
         """Subscribe a handler; return a callable that unsubscribes it."""
@@ -124,16 +128,20 @@ class EventBus:
         """Run one handler with retries; a HandlerFailed when it gives up."""
         # Not repr(handler): a bound method's repr renders its whole owner, every event.
         name = getattr(handler, "__qualname__", None) or type(handler).__name__
-        try:
-            # The first attempt runs bare: tenacity's machinery costs more than most
-            # handlers, and nearly every call succeeds.
-            await handler(event)
-        except Exception as first:
-            if self.attempts <= 1:
-                return self._gave_up(name, event, first)
-            await asyncio.sleep(self.backoff_seconds)
-        else:
-            return None
+        while True:
+            try:
+                # The first attempt runs bare: tenacity's machinery costs more than most
+                # handlers, and nearly every call succeeds.
+                await handler(event)
+            except Exception as first:
+                if self.pause is not None and await self.pause(first):
+                    continue  # e.g. the database was down: now back, run it again
+                if self.attempts <= 1:
+                    return self._gave_up(name, event, first)
+                await asyncio.sleep(self.backoff_seconds)
+                break
+            else:
+                return None
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts - 1),
             # Attempt k (from 2) waits backoff * 2**(k-1) after it fails, as one policy would.

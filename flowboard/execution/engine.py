@@ -407,11 +407,15 @@ class ExecutionEngine:
         reaped = 0
         for execution_id in await self.store.active_ids():
             live = self._live.get(execution_id)
-            if live is not None and not self._orphans(live):
+            if live is not None and not self._orphans(live) and not self._startable(live):
                 continue  # the usual case, thousands of times a pass: every job is running
             execution = await self.store.get_any(execution_id)  # as stored, not as we think
             if execution is not None:
+                if live is not None and live.version != execution.version:
+                    self._live.pop(execution_id, None)  # a write whose answer was lost
                 reaped += await self._redrive(execution)
+                # A start or an end that a database outage interrupted is made again.
+                await self._schedule(execution_id)
         return reaped
 
     async def _redrive(self, execution: Execution) -> int:

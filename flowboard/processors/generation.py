@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -39,6 +39,7 @@ from flowboard.assets.output import new_prefix
 from flowboard.canvas.model import Flow, Node
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
+from flowboard.db.outage import is_outage
 from flowboard.events.bus import EventBus, on
 from flowboard.events.types import AssetUpdated
 from flowboard.execution.changes import TaskChange
@@ -59,6 +60,7 @@ from flowboard.providers.base import (
 from flowboard.providers.registry import ProviderRegistry
 from flowboard.providers.spec import AnyProvider
 from flowboard.storage.base import Storage, StorageError
+from flowboard.storage.space import is_storage_full
 from flowboard.store.assets import AssetStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -193,8 +195,13 @@ class GenerationProcessor:
 
     async def resume(self, job: Job, asset_id: str) -> None:
         asset = await self.assets.get_any(asset_id)
-        if asset is None:
-            await self._fail_task(job, ErrorCode.INTERNAL.value, "asset record is missing")
+        if asset is None:  # its first write was lost to a database outage: start afresh
+            kind, spec = self._spec(job.node.type)
+            data = kind.data_model.model_validate(job.node.data)
+            provider = self._provider(spec, spec.provider_of(data))
+            fresh = self._new_asset(job, spec, data, provider.name)
+            update = {"id": asset_id, "storage_prefix": new_prefix(asset_id)}
+            self.runner.spawn(job.key, self._drive(job, fresh.model_copy(update=update), new=True))
         elif asset.status.terminal:
             self.publish(asset)  # the end was stored but not applied: apply it now
         else:
@@ -229,6 +236,19 @@ class GenerationProcessor:
     # -- the background job ------------------------------------------------------
 
     async def _drive(self, job: Job, asset: GeneratedAsset, new: bool = False) -> None:
+        """Run the job; if the database goes away, end it for the reaper to resume."""
+        try:
+            await self._drive_once(job, asset, new)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            _LOGGER.warning(
+                "database unavailable; the job resumes when it is back: %s",
+                exc,
+                extra={"asset_id": asset.id, "execution_id": job.execution_id},
+            )
+
+    async def _drive_once(self, job: Job, asset: GeneratedAsset, new: bool) -> None:
         """Run the job to its end; `new` when its asset record is still to be written.
 
         The record is written here, inside the job, so that the job's key is taken before
@@ -253,15 +273,26 @@ class GenerationProcessor:
             _LOGGER.info("generation failed: %s", exc.message, extra=extra)
             await self._end(asset, AssetStatus.FAILED, exc.code.value, exc.message)
         except StorageError as exc:
-            await self._end(asset, AssetStatus.FAILED, ErrorCode.STORAGE_ERROR.value, str(exc))
+            full = is_storage_full(exc)
+            code = ErrorCode.STORAGE_FULL if full else ErrorCode.STORAGE_ERROR
+            await self._end(asset, AssetStatus.FAILED, code.value, str(exc))
         except Exception as exc:
+            if is_outage(exc):
+                raise
+            if is_storage_full(exc):  # e.g. ENOSPC while rendering or spooling
+                await self._end(asset, AssetStatus.FAILED, ErrorCode.STORAGE_FULL.value, str(exc))
+                return
             _LOGGER.exception("generation crashed", extra=extra)
             await self._end(asset, AssetStatus.FAILED, ErrorCode.INTERNAL.value, type(exc).__name__)
 
     async def _insert(self, job: Job, asset: GeneratedAsset) -> bool:
         try:
             await self.assets.insert(asset)
+        except DuplicateKeyError:
+            return True  # written by an earlier try whose answer was lost
         except PyMongoError as exc:
+            if is_outage(exc):
+                raise
             _LOGGER.warning("asset record not written: %s", exc, extra={"asset_id": asset.id})
             await self._fail_task(job, ErrorCode.INTERNAL.value, "asset record not written")
             return False

@@ -55,6 +55,10 @@ class StorageError(Exception):
     """A storage operation failed."""
 
 
+class InsufficientStorage(StorageError):
+    """The disk is (nearly) full: the write was refused or failed with ENOSPC."""
+
+
 class InvalidKey(StorageError):
     """A key breaks the key rules or escapes the storage root."""
 

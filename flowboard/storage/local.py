@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -15,6 +16,7 @@ from typing import IO, TypeVar
 
 from flowboard.storage.base import (
     FILE_CHUNK_BYTES,
+    InsufficientStorage,
     InvalidKey,
     ObjectNotFound,
     StorageBackend,
@@ -30,13 +32,18 @@ _T = TypeVar("_T")
 # '~' is not a key character, so a temp file name can never be a stored key.
 _TEMP_PREFIX = ".~"
 _TEMP_SUFFIX = ".part"
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Called in the writing thread before each chunk with the target and the chunk's size;
+# raises InsufficientStorage to stop the write (storage/space.py).
+Reserve = Callable[[Path, int], None]
 
 
 class _AtomicWriter:
     """Write one file through a private thread, then move it into place."""
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, reserve: Reserve | None = None) -> None:
         self.target = target
+        self._reserve = reserve
         self.size = 0
         self._hash = hashlib.sha256()
         self._temp: Path | None = None
@@ -53,7 +60,8 @@ class _AtomicWriter:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, func)
         except OSError as exc:
-            raise StorageError(f"cannot write {self.target}: {exc}") from exc
+            kind = InsufficientStorage if exc.errno in _DISK_FULL else StorageError
+            raise kind(f"cannot write {self.target}: {exc}") from exc
 
     async def open(self) -> None:
         """Create the temp file beside the target."""
@@ -88,6 +96,8 @@ class _AtomicWriter:
 
     def _write(self, chunk: bytes) -> None:
         assert self._handle is not None
+        if self._reserve is not None:
+            self._reserve(self.target.parent, len(chunk))
         self._hash.update(chunk)
         self._handle.write(chunk)
         self.size += len(chunk)
@@ -113,9 +123,12 @@ class LocalStorage:
 
     backend = StorageBackend.LOCAL
 
-    def __init__(self, root: Path, public_base_url: str = "") -> None:
+    def __init__(
+        self, root: Path, public_base_url: str = "", reserve: Reserve | None = None
+    ) -> None:
         self.root = root.resolve()
         self.public_base_url = public_base_url
+        self.reserve = reserve
 
     def path_for(self, key: str) -> Path:
         """Return the file path for a key, refusing any path that leaves the root."""
@@ -128,7 +141,7 @@ class LocalStorage:
         self, key: str, chunks: AsyncIterable[bytes], content_type: str
     ) -> StoredObject:
         """Stream chunks into a temp file, then rename it onto the key's path."""
-        writer = _AtomicWriter(self.path_for(key))
+        writer = _AtomicWriter(self.path_for(key), self.reserve)
         try:
             await writer.open()
             async for chunk in chunks:

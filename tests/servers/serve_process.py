@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.servers._process import free_port
@@ -81,6 +82,48 @@ def serve_process(mongo_server: str, mongo_db_name: str, tmp_path: Path) -> Iter
             "FLOWBOARD_DATABASE__NAME": mongo_db_name,
             "FLOWBOARD_LOGGING__LEVEL": "INFO",
             # Restart tests are about durability; tests/test_auth.py covers authentication.
+            "FLOWBOARD_AUTH__ENABLED": "false",
+        }
+    )
+    proc = ServeProcess(env, tmp_path, free_port(), tmp_path / "serve.log")
+    yield proc
+    proc.stop()
+
+
+def database_child(serve: ServeProcess, timeout: float = 15.0) -> psutil.Process:
+    """The running `secantusd-py` child of the service (waits for one to appear)."""
+    assert serve.process is not None
+    parent = psutil.Process(serve.process.pid)
+    deadline = time.monotonic() + timeout
+    while True:
+        for child in parent.children(recursive=True):
+            try:
+                named = "secantusd" in " ".join(child.cmdline())
+                if named and child.status() != psutil.STATUS_ZOMBIE:
+                    return child
+            except psutil.NoSuchProcess:
+                continue
+        if time.monotonic() > deadline:
+            raise AssertionError("no embedded database child found")
+        time.sleep(0.05)
+
+
+def database_uri(child: psutil.Process) -> str:
+    """The loopback URI of the embedded database, read from its command line."""
+    argv = child.cmdline()
+    port = argv[argv.index("--port") + 1]
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true"
+
+
+@pytest.fixture
+def embedded_serve(tmp_path: Path) -> Iterator[ServeProcess]:
+    """A stopped service with the embedded database under `tmp_path/data`; set `env` first."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWBOARD_")}
+    env.update(
+        {
+            "FLOWBOARD_DATA_DIR": str(tmp_path / "data"),
+            "FLOWBOARD_LOGGING__LEVEL": "INFO",
+            # Outage tests are about the database; tests/test_auth.py covers authentication.
             "FLOWBOARD_AUTH__ENABLED": "false",
         }
     )

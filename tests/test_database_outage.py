@@ -1,0 +1,193 @@
+"""The embedded database killed or hung under a real `flowboard serve` with jobs running.
+
+Timings are asserted only where issue 12 states them as behaviour: `/readyz` answers 503
+within 2 s of the database dying or hanging, API calls answer 503 within the configured
+timeouts, a killed database is back within 10 s by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+from pymongo import AsyncMongoClient
+
+from tests.servers.serve_process import ServeProcess, database_child, database_uri
+
+API = "/api/creative-flowboard"
+JOBS = 10
+SELECTION_SECONDS = 2.0
+SOCKET_SECONDS = 5.0
+# One API call meets at most a socket timeout, then a retry's server selection.
+CALL_BOUND = SELECTION_SECONDS + SOCKET_SECONDS + 1.0
+
+
+def _nodes() -> list[dict[str, Any]]:
+    data = {"durationSeconds": 4, "resolution": "480p"}
+    return [
+        {"id": f"v{i}", "type": "video_gen", "data": {"prompt": f"shot {i}", **data}}
+        for i in range(JOBS)
+    ]
+
+
+def _start(serve: ServeProcess) -> None:
+    serve.env.update(
+        {
+            "FLOWBOARD_EXECUTION__MAX_CONCURRENT_NODES": str(JOBS),
+            "FLOWBOARD_DATABASE__SERVER_SELECTION_TIMEOUT_SECONDS": str(SELECTION_SECONDS),
+            "FLOWBOARD_DATABASE__SOCKET_TIMEOUT_SECONDS": str(SOCKET_SECONDS),
+        }
+    )
+    serve.start()
+
+
+async def _json(session: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> Any:
+    async with session.request(method, url, **kw) as resp:
+        assert resp.status < 300, await resp.text()
+        return await resp.json()
+
+
+async def _start_run(session: aiohttp.ClientSession) -> tuple[str, str]:
+    """A flow of JOBS video nodes, run; returns (flow id, execution id) once renders run."""
+    flow = await _json(session, "POST", f"{API}/flows", json={"name": "o", "nodes": _nodes()})
+    run = await _json(session, "POST", f"{API}/run/{flow['id']}", json={})
+    async with asyncio.timeout(60):
+        while True:
+            body = await _json(session, "GET", f"{API}/executions/{run['id']}")
+            tasks = body["tasks"].values()
+            # The database keeps its last ~100 ms of writes in memory (like mongod with
+            # j:false), so the run is older than that when it dies.
+            if all(t["status"] == "PROCESSING" for t in tasks) and any(
+                t["progress"] > 0 for t in tasks
+            ):
+                await asyncio.sleep(0.3)
+                return flow["id"], run["id"]
+            await asyncio.sleep(0.1)
+
+
+async def _ready_status(session: aiohttp.ClientSession) -> tuple[int, float]:
+    started = time.monotonic()
+    async with session.get("/readyz") as resp:
+        await resp.read()
+        return resp.status, time.monotonic() - started
+
+
+async def _first_readyz(session: aiohttp.ClientSession, status: int, since: float) -> float:
+    """Seconds from `since` until /readyz answers `status` (polled back to back)."""
+    async with asyncio.timeout(60):
+        while (await _ready_status(session))[0] != status:
+            await asyncio.sleep(0.05)
+    return time.monotonic() - since
+
+
+async def _timed_call(session: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> Any:
+    started = time.monotonic()
+    async with session.request(method, url, **kw) as resp:
+        body = await resp.json()
+        return resp.status, dict(resp.headers), body, time.monotonic() - started
+
+
+async def _check_exactly_once(
+    session: aiohttp.ClientSession, serve: ServeProcess, flow_id: str, execution_id: str
+) -> None:
+    """Every job COMPLETED once: one asset, one stored video, one output node per node."""
+    url = f"{API}/executions/{execution_id}"
+    async with asyncio.timeout(180):
+        while (done := await _json(session, "GET", url))["status"] not in ("COMPLETED", "FAILED"):
+            await asyncio.sleep(0.3)
+    assert done["status"] == "COMPLETED", done
+    assert all(t["status"] == "COMPLETED" for t in done["tasks"].values()), done
+    flow = await _json(session, "GET", f"{API}/flows/{flow_id}")
+    outputs = [n for n in flow["nodes"] if n["type"] == "generated_asset"]
+    expected = sorted(f"v{i}" for i in range(JOBS))
+    assert sorted(n["data"]["sourceNodeId"] for n in outputs) == expected
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_uri(database_child(serve)))
+    try:
+        assets = [a async for a in client.flowboard.assets.find({"executionId": execution_id})]
+    finally:
+        await client.close()
+    assert sorted(a["nodeId"] for a in assets) == expected
+    assert all(a["status"] == "COMPLETED" for a in assets), assets
+    media = Path(serve.env["FLOWBOARD_DATA_DIR"]) / "media"
+    stored = sorted(str(p.relative_to(media)) for p in media.glob("videos/*/*.mp4"))
+    assert stored == sorted(a["storage"]["key"] for a in assets)
+    for asset in assets:
+        assert (media / asset["storage"]["key"]).stat().st_size == asset["storage"]["size"]
+
+
+async def test_kill_9_database_with_jobs_running(embedded_serve: ServeProcess) -> None:
+    _start(embedded_serve)
+    assert embedded_serve.process is not None
+    serve_pid = embedded_serve.process.pid
+    async with aiohttp.ClientSession(embedded_serve.url) as session:
+        flow_id, execution_id = await _start_run(session)
+        first = database_child(embedded_serve)
+        first.kill()
+        killed = time.monotonic()
+        readyz_503 = await _first_readyz(session, 503, killed)
+        status, headers, body, took = await _timed_call(session, "GET", f"{API}/flows/{flow_id}")
+        assert status == 503 and body["error"]["code"] == "database_unavailable", body
+        assert int(headers["Retry-After"]) >= 1
+        assert took < CALL_BOUND
+        back = await _first_readyz(session, 200, killed)
+        second = database_child(embedded_serve)
+        await _check_exactly_once(session, embedded_serve, flow_id, execution_id)
+    assert readyz_503 <= 2.0, readyz_503
+    assert back <= 10.0, back
+    assert second.pid != first.pid
+    assert embedded_serve.process is not None and embedded_serve.process.pid == serve_pid
+    log = embedded_serve.log.read_text()
+    assert "embedded database killed by SIGKILL" in log
+    assert "Traceback" not in log
+
+
+async def _calls_while_hung(session: aiohttp.ClientSession, flow_id: str, until: float) -> int:
+    """Reads and writes while the database is stopped: each a 503 within the timeouts."""
+    calls = 0
+    while time.monotonic() < until - CALL_BOUND:
+        for method, url, body in (
+            ("GET", f"{API}/flows/{flow_id}", None),
+            ("POST", f"{API}/flows", {"name": f"during-{calls}"}),
+        ):
+            status, headers, answer, took = await _timed_call(session, method, url, json=body)
+            assert status == 503, answer
+            assert answer["error"]["code"] == "database_unavailable"
+            assert headers["Retry-After"] == "5"
+            assert took < CALL_BOUND, (method, took)
+            calls += 1
+    return calls
+
+
+async def test_sigstop_database_for_20_seconds(embedded_serve: ServeProcess) -> None:
+    _start(embedded_serve)
+    async with aiohttp.ClientSession(embedded_serve.url) as session:
+        flow_id, execution_id = await _start_run(session)
+        database = database_child(embedded_serve)
+        os.kill(database.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            readyz_503 = await _first_readyz(session, 503, stopped)
+            calls = await _calls_while_hung(session, flow_id, stopped + 20.0)
+            await asyncio.sleep(max(0.0, stopped + 20.0 - time.monotonic()))
+        finally:
+            os.kill(database.pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        back = await _first_readyz(session, 200, resumed)
+        await _check_exactly_once(session, embedded_serve, flow_id, execution_id)
+        assert database_child(embedded_serve).pid == database.pid  # hung, not restarted
+        flows = await _json(session, "GET", f"{API}/flows", params={"limit": "100"})
+    # A create whose answer was a 503 may still be applied once the server reads it
+    # (like any write whose reply was lost); it is never applied twice.
+    names = [f["name"] for f in flows["items"] if f["name"].startswith("during-")]
+    assert len(names) == len(set(names))
+    assert calls >= 2
+    assert readyz_503 <= 2.0, readyz_503
+    assert back <= 10.0, back
+    assert "Traceback" not in embedded_serve.log.read_text()
+    assert psutil.Process(database.pid).status() != psutil.STATUS_STOPPED
