@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ async def test_kill_9_database_with_jobs_running(embedded_serve: ServeProcess) -
         assert int(headers["Retry-After"]) >= 1
         assert took < CALL_BOUND
         back = await _first_readyz(session, 200, killed)
-        second = database_child(embedded_serve)
+        second = database_child(embedded_serve, other_than=first.pid)
         await _check_exactly_once(session, embedded_serve, flow_id, execution_id)
     assert readyz_503 <= 2.0, readyz_503
     assert back <= 10.0, back
@@ -191,3 +192,40 @@ async def test_sigstop_database_for_20_seconds(embedded_serve: ServeProcess) -> 
     assert back <= 10.0, back
     assert "Traceback" not in embedded_serve.log.read_text()
     assert psutil.Process(database.pid).status() != psutil.STATUS_STOPPED
+
+
+def _wait_ready(serve: ServeProcess) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{serve.url}/readyz", timeout=5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("the database did not come back")
+
+
+def test_database_that_keeps_dying_stops_serve_with_status_1(
+    embedded_serve: ServeProcess,
+) -> None:
+    """After max_restarts deaths within the window, serve exits 1 for its unit to restart."""
+    embedded_serve.env.update(
+        {
+            "FLOWBOARD_DATABASE__MAX_RESTARTS": "1",
+            "FLOWBOARD_DATABASE__RESTART_BACKOFF_SECONDS": "0.1",
+        }
+    )
+    embedded_serve.start()
+    process = embedded_serve.process
+    assert process is not None
+    first = database_child(embedded_serve)
+    first.kill()
+    second = database_child(embedded_serve, other_than=first.pid)  # restarted by itself
+    _wait_ready(embedded_serve)
+    second.kill()
+    assert process.wait(timeout=60) == 1
+    embedded_serve.process = None
+    log = embedded_serve.log.read_text()
+    assert log.count("embedded database killed by SIGKILL") == 2
+    assert "embedded database died 2 times within 120 s; stopping the service" in log
+    assert "Traceback" not in log

@@ -89,6 +89,17 @@ def _operation(ep: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
             **_error_body(refs),
             "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
         }
+    if ep.database:
+        op["responses"]["503"] = {
+            "description": "The database is not answering (database_unavailable; see Retry-After)",
+            **_error_body(refs),
+            "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+        }
+    if ep.needs_space:
+        op["responses"]["507"] = {
+            "description": "Free disk space is below the floor (insufficient_storage)",
+            **_error_body(refs),
+        }
     if ep.request is not None:
         op["requestBody"] = {
             "required": True,

@@ -90,7 +90,9 @@ def serve_process(mongo_server: str, mongo_db_name: str, tmp_path: Path) -> Iter
     proc.stop()
 
 
-def database_child(serve: ServeProcess, timeout: float = 15.0) -> psutil.Process:
+def database_child(
+    serve: ServeProcess, timeout: float = 15.0, other_than: int | None = None
+) -> psutil.Process:
     """The running `secantusd-py` child of the service (waits for one to appear)."""
     assert serve.process is not None
     parent = psutil.Process(serve.process.pid)
@@ -98,7 +100,7 @@ def database_child(serve: ServeProcess, timeout: float = 15.0) -> psutil.Process
     while True:
         for child in parent.children(recursive=True):
             try:
-                named = "secantusd" in " ".join(child.cmdline())
+                named = "secantusd" in " ".join(child.cmdline()) and child.pid != other_than
                 if named and child.status() != psutil.STATUS_ZOMBIE:
                     return child
             except psutil.NoSuchProcess:
