@@ -20,6 +20,7 @@ from flowboard import __version__, runfiles
 from flowboard.commands import tokens
 from flowboard.config import ConfigError, Settings, config_path, load_settings
 from flowboard.log import configure_logging
+from flowboard.providers.comfyui_workflow import check_settings
 from flowboard.server import serve_until_stopped
 
 _LOGGER = logging.getLogger(__name__)
@@ -174,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = _settings(args)
+        if args.command == "serve":  # workflow files too, before anything starts
+            check_settings(settings)
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")
         return 2

@@ -15,7 +15,8 @@ import av
 import pytest
 from PIL import Image
 
-from flowboard.config import ComfyUISettings, ComfyWorkflowSettings, ConfigError
+from flowboard import cli
+from flowboard.config import ComfyUISettings, ComfyWorkflowSettings, ConfigError, load_settings
 from flowboard.providers.base import (
     ErrorCode,
     InputImage,
@@ -30,6 +31,7 @@ from flowboard.providers.base import (
 from flowboard.providers.comfyui import ComfyTiming, ComfyUIProvider, prompt_id_for
 from flowboard.providers.comfyui_client import RetryPolicy
 from flowboard.providers.comfyui_uploads import upload_name
+from flowboard.providers.comfyui_workflow import check_settings
 from tests.fakes.comfyui import FakeComfyUI
 from tests.fakes.comfyui_records import HistoryLag
 
@@ -452,7 +454,6 @@ async def test_follow_without_events_completes_by_reconciling(
         ({"duration_seconds": 61, "fps": 60}, "durationSeconds"),
         ({"aspect_ratio": "4:3"}, "aspectRatio"),
         ({"resolution": "4k"}, "resolution"),
-        ({"workflow": "fixed"}, "durationSeconds"),
         ({"workflow": "silent"}, "prompt"),
         ({"workflow": "fixed", "fps": 30}, "fps"),
     ],
@@ -473,18 +474,55 @@ async def test_validate_refuses_what_the_workflow_cannot_do(
     assert caught.value.code is ErrorCode.INVALID_REQUEST
 
 
+async def test_fixed_length_workflow_needs_no_duration_mapping(
+    fake: FakeComfyUI, make_provider: Callable[..., ComfyUIProvider]
+) -> None:
+    t2v = {**T2V, "file": str(WORKFLOWS / "text_to_video.json")}
+    fixed = {k: v for k, v in t2v.items() if k not in ("frames", "fps")}
+    provider = make_provider(settings=comfy_settings(fake.url, fixed=fixed))
+    request = text_request(workflow="fixed", duration_seconds=7)  # ignored: the file decides
+    data = await run(provider, request, Reports())
+    assert fake.prompts[0].prompt["5"]["inputs"]["length"] == 25  # the workflow's own
+    assert decoded_frames(data) == 25
+
+
+async def test_fractional_fps_reaches_a_float_input(
+    fake: FakeComfyUI, provider: ComfyUIProvider
+) -> None:
+    request = text_request(fps=23.976, duration_seconds=2)
+    provider.validate(request)
+    prompt_id = await provider.start(request)
+    nodes = fake.prompts[0].prompt
+    assert nodes["9"]["inputs"]["fps"] == 23.976 and nodes["5"]["inputs"]["length"] == 48
+    await read_all(await provider.follow(prompt_id, request, Reports()))
+
+
+async def test_fractional_fps_is_refused_for_an_integer_input(
+    fake: FakeComfyUI, make_provider: Callable[..., ComfyUIProvider], tmp_path: Path
+) -> None:
+    graph = json.loads((WORKFLOWS / "text_to_video.json").read_text())
+    graph["9"]["inputs"]["fps"] = 24  # an INT frame-rate input, as VHS_VideoCombine has
+    whole = tmp_path / "whole.json"
+    whole.write_text(json.dumps(graph))
+    provider = make_provider(settings=comfy_settings(fake.url, whole={**T2V, "file": str(whole)}))
+    with pytest.raises(InvalidVideoRequest) as caught:
+        provider.validate(text_request(workflow="whole", fps=29.97))
+    assert "fps" in caught.value.message and "29.97" in caught.value.message
+    provider.validate(text_request(workflow="whole", fps=30))
+
+
 @pytest.mark.parametrize(
-    ("mapping", "problem"),
+    ("mapping", "setting", "problem"),
     [
-        ({"output_node": "99"}, "output_node 99"),
-        ({"prompt": "99.text"}, "node 99"),
-        ({"prompt": "6.words"}, "no input 'words'"),
-        ({"prompt": "6.clip"}, "is a link"),
-        ({"file": "missing.json"}, "file not found"),
+        ({"output_node": "99"}, "output_node", "node 99 is not in the workflow"),
+        ({"prompt": "99.text"}, "prompt", "node 99 is not in the workflow"),
+        ({"prompt": "6.words"}, "prompt", "no input 'words'"),
+        ({"prompt": "6.clip"}, "prompt", "is a link"),
+        ({"file": "missing.json"}, "file", "file not found"),
     ],
 )
 def test_broken_workflow_config_is_refused_at_start_up(
-    tmp_path: Path, mapping: dict[str, str], problem: str
+    tmp_path: Path, mapping: dict[str, str], setting: str, problem: str
 ) -> None:
     table = {**T2V, "file": str(WORKFLOWS / "text_to_video.json"), **mapping}
     settings = ComfyUISettings(
@@ -492,4 +530,60 @@ def test_broken_workflow_config_is_refused_at_start_up(
     )
     with pytest.raises(ConfigError) as caught:
         ComfyUIProvider(settings, tmp_path)
-    assert problem in str(caught.value) and "workflows.t2v" in str(caught.value)
+    assert f"providers.comfyui.workflows.t2v.{setting}: " in str(caught.value)
+    assert problem in str(caught.value)
+
+
+def write_config(folder: Path, mapping: dict[str, str], workflow: Path) -> Path:
+    """A config file whose default workflow is `workflow`, named relative to the file."""
+    (folder / "flows").mkdir(parents=True, exist_ok=True)
+    if workflow.exists():
+        (folder / "flows" / workflow.name).write_bytes(workflow.read_bytes())
+    lines = [
+        f'data_dir = "{folder / "data"}"',
+        "[providers.comfyui]",
+        'url = "http://127.0.0.1:9"',
+        "[providers.comfyui.workflows.default]",
+        f'file = "flows/{workflow.name}"',  # relative: beside the config file
+        *(f'{key} = "{value}"' for key, value in mapping.items()),
+    ]
+    config = folder / "config.toml"
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+@pytest.mark.parametrize(
+    ("workflow", "mapping", "setting"),
+    [
+        (WORKFLOWS / "missing.json", T2V, "providers.comfyui.workflows.default.file"),
+        (WORKFLOWS / "text_to_video.json", {**T2V, "seed": "99.seed"},
+         "providers.comfyui.workflows.default.seed"),
+    ],
+    ids=["missing-file", "seed-on-no-node"],
+)  # fmt: skip
+def test_serve_stops_with_one_line_naming_the_setting(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    workflow: Path,
+    mapping: dict[str, str],
+    setting: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # relative paths must not resolve against the cwd
+    config = write_config(tmp_path / "conf", mapping, workflow)
+    assert cli.main(["--config", str(config), "serve", "--port", "0"]) == 2
+    out, err = capsys.readouterr()
+    [line] = err.splitlines()
+    assert line.startswith(f"config error: {setting}: ")
+    assert not out and not (tmp_path / "conf" / "data").exists()  # nothing started
+
+
+def test_workflow_paths_resolve_against_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = write_config(tmp_path / "conf", T2V, WORKFLOWS / "text_to_video.json")
+    settings = load_settings(config, environ={})
+    check_settings(settings)  # loads and checks the workflow: no error
+    file = settings.providers.comfyui.workflows["default"].file
+    assert Path(file) == tmp_path / "conf" / "flows" / "text_to_video.json"

@@ -28,7 +28,7 @@ class VideoGenNodeData(ApiModel):
     duration_seconds: int = Field(default=4, ge=1, le=60)
     aspect_ratio: AspectRatio = "16:9"
     resolution: Resolution = "720p"
-    fps: int | None = Field(default=None, ge=1, le=60)
+    fps: float | None = Field(default=None, ge=1, le=60)  # 23.976, 29.97 allowed
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     person_generation: str | None = Field(default=None, max_length=50)
     generate_audio: bool | None = None

@@ -69,7 +69,7 @@ class VideoRequest:
     resolution: str
     negative_prompt: str | None = None
     model: str | None = None
-    fps: int | None = None
+    fps: float | None = None  # fractional rates allowed (23.976, 29.97)
     seed: int | None = None
     person_generation: str | None = None
     generate_audio: bool | None = None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flowboard.config import ComfyUISettings, ComfyWorkflowSettings, ConfigError
+from flowboard.config import ComfyUISettings, ComfyWorkflowSettings, ConfigError, Settings
 from flowboard.providers.base import InvalidVideoRequest, VideoRequest
 
 Graph = dict[str, Any]
@@ -68,10 +68,16 @@ class Workflow:
         return None if target is None else self.graph[target.node]["inputs"][target.name]
 
     @property
-    def default_fps(self) -> int:
+    def default_fps(self) -> float:
         """Return the frame rate the workflow file sets, or DEFAULT_FPS."""
         value = self.literal("fps")
-        return int(value) if isinstance(value, int | float) and value > 0 else DEFAULT_FPS
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        return float(value) if ok else float(DEFAULT_FPS)
+
+    @property
+    def fixed_length(self) -> bool:
+        """Say whether the workflow makes its own length (neither frames nor seconds mapped)."""
+        return "frames" not in self.targets and "seconds" not in self.targets
 
 
 @dataclass(frozen=True)
@@ -85,30 +91,32 @@ class Inputs:
     height: int | None = None
     frames: int | None = None
     seconds: int | None = None
-    fps: int | None = None
+    fps: float | None = None
     seed: int | None = None
 
 
-def _problem(name: str, message: str) -> ConfigError:
-    return ConfigError(f"config error: providers.comfyui.workflows.{name}: {message}")
+def _problem(name: str, setting: str, message: str) -> ConfigError:
+    """A start-up error naming the setting: providers.comfyui.workflows.<name>.<setting>."""
+    return ConfigError(f"config error: providers.comfyui.workflows.{name}.{setting}: {message}")
 
 
 def _read_graph(name: str, file: str) -> Graph:
-    # Relative paths resolve against the working directory, like the config file itself.
+    # Relative paths in a config file were made absolute against its folder when loaded.
     path = Path(file).expanduser()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise _problem(name, f"file not found: {path}") from exc
+        raise _problem(name, "file", f"file not found: {path}") from exc
     except (OSError, ValueError) as exc:
-        raise _problem(name, f"cannot read {path}: {exc}") from exc
+        raise _problem(name, "file", f"cannot read {path}: {exc}") from exc
     if not isinstance(data, dict) or "nodes" in data:
-        raise _problem(name, f"{path} is not an API-format workflow (export it with Save (API))")
+        message = f"{path} is not an API-format workflow (export it with Save (API))"
+        raise _problem(name, "file", message)
     for node_id, node in data.items():
         if not (
             isinstance(node, dict) and "class_type" in node and isinstance(node.get("inputs"), dict)
         ):
-            raise _problem(name, f"{path}: node {node_id} has no class_type or inputs")
+            raise _problem(name, "file", f"{path}: node {node_id} has no class_type or inputs")
     return data
 
 
@@ -119,16 +127,16 @@ def _is_link(value: Any) -> bool:
 def _target(name: str, field: str, spec: str, graph: Graph) -> Target:
     node, dot, input_name = spec.rpartition(".")
     if not dot or not node or not input_name:
-        raise _problem(name, f"{field} = {spec!r} is not '<node id>.<input name>'")
+        raise _problem(name, field, f"{spec!r} is not '<node id>.<input name>'")
     if node not in graph:
-        raise _problem(name, f"{field}: node {node} is not in the workflow")
+        raise _problem(name, field, f"node {node} is not in the workflow")
     inputs = graph[node]["inputs"]
     if input_name not in inputs:
         kind = graph[node]["class_type"]
-        raise _problem(name, f"{field}: node {node} ({kind}) has no input {input_name!r}")
+        raise _problem(name, field, f"node {node} ({kind}) has no input {input_name!r}")
     if _is_link(inputs[input_name]):
         # Overwriting a link would cut the graph; the mapping must name a widget value.
-        raise _problem(name, f"{field}: {spec} is a link, not a value")
+        raise _problem(name, field, f"{spec} is a link, not a value")
     return Target(node, input_name)
 
 
@@ -136,7 +144,8 @@ def load_workflow(name: str, settings: ComfyWorkflowSettings) -> Workflow:
     """Read and check one configured workflow; raise ConfigError naming what is wrong."""
     graph = _read_graph(name, settings.file)
     if settings.output_node not in graph:
-        raise _problem(name, f"output_node {settings.output_node} is not in the workflow")
+        message = f"node {settings.output_node} is not in the workflow"
+        raise _problem(name, "output_node", message)
     targets = {
         field: _target(name, field, spec, graph)
         for field in MAPPED_FIELDS
@@ -148,6 +157,20 @@ def load_workflow(name: str, settings: ComfyWorkflowSettings) -> Workflow:
 def load_workflows(settings: ComfyUISettings) -> dict[str, Workflow]:
     """Load every configured workflow once."""
     return {name: load_workflow(name, wf) for name, wf in settings.workflows.items()}
+
+
+def check_settings(settings: Settings) -> None:
+    """Load the configured workflows before anything starts; raise ConfigError if one is bad."""
+    comfyui = settings.providers.comfyui
+    if not comfyui.url:
+        return
+    workflows = load_workflows(comfyui)
+    if comfyui.workflow not in workflows:
+        known = ", ".join(sorted(workflows)) or "none"
+        raise ConfigError(
+            f"config error: providers.comfyui.workflow: {comfyui.workflow!r} is not among "
+            f"providers.comfyui.workflows (configured: {known})"
+        )
 
 
 def frame_size(aspect_ratio: str, resolution: str) -> tuple[int, int]:
@@ -172,7 +195,11 @@ def derived_seed(job_id: str) -> int:
 
 
 def check_request(workflow: Workflow, request: VideoRequest) -> None:
-    """Raise InvalidVideoRequest, naming the field, for what this workflow cannot honour."""
+    """Raise InvalidVideoRequest, naming the field, for what this workflow cannot honour.
+
+    A workflow that maps neither `frames` nor `seconds` makes its own length: the
+    requested duration is then ignored, and the asset records the real one.
+    """
     has = workflow.targets.__contains__
     if request.first_frame is not None and not has("image"):
         raise InvalidVideoRequest(
@@ -180,21 +207,36 @@ def check_request(workflow: Workflow, request: VideoRequest) -> None:
         )
     if request.prompt and not has("prompt"):
         raise InvalidVideoRequest(f"prompt: workflow {workflow.name!r} has no prompt input")
-    if request.fps is not None and not has("fps"):
-        raise InvalidVideoRequest(f"fps: workflow {workflow.name!r} has no fps input")
+    _check_fps(workflow, request.fps)
     if has("width") or has("height"):
         frame_size(request.aspect_ratio, request.resolution)
-    if not has("frames") and not has("seconds"):
-        raise InvalidVideoRequest(
-            f"durationSeconds: workflow {workflow.name!r} maps neither frames nor seconds"
-        )
     if request.duration_seconds < 1:
         raise InvalidVideoRequest("durationSeconds must be at least 1")
-    frames = request.duration_seconds * (request.fps or workflow.default_fps)
+    frames = frame_count(request.duration_seconds, request.fps or workflow.default_fps)
     if has("frames") and frames > MAX_FRAMES:
         raise InvalidVideoRequest(
             f"durationSeconds * fps is {frames} frames; at most {MAX_FRAMES} are allowed"
         )
+
+
+def _check_fps(workflow: Workflow, fps: float | None) -> None:
+    if fps is None:
+        return
+    if "fps" not in workflow.targets:
+        raise InvalidVideoRequest(f"fps: workflow {workflow.name!r} has no fps input")
+    literal = workflow.literal("fps")
+    if isinstance(literal, int) and not float(fps).is_integer():
+        # An INT input (e.g. VHS_VideoCombine's frame_rate) would refuse 23.976.
+        target = workflow.targets["fps"]
+        raise InvalidVideoRequest(
+            f"fps: workflow {workflow.name!r} takes whole frame rates only ({target} is an "
+            f"integer input), got {fps:g}"
+        )
+
+
+def frame_count(seconds: float, fps: float) -> int:
+    """Return the frames of `seconds` at `fps` (23.976 fps for 4 s is 96 frames)."""
+    return max(1, round(seconds * fps))
 
 
 def inputs_for(workflow: Workflow, request: VideoRequest, image: str | None) -> Inputs:
@@ -209,7 +251,7 @@ def inputs_for(workflow: Workflow, request: VideoRequest, image: str | None) -> 
         image=image,
         width=width,
         height=height,
-        frames=request.duration_seconds * fps,
+        frames=frame_count(request.duration_seconds, fps),
         seconds=request.duration_seconds,
         fps=fps,
         seed=request.seed if request.seed is not None else derived_seed(request.job_id),

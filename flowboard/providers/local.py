@@ -96,6 +96,8 @@ class LocalProvider:
             raise InvalidVideoRequest(f"resolution must be one of {', '.join(RESOLUTIONS)}")
         if not 1 <= request.duration_seconds <= MAX_SECONDS:
             raise InvalidVideoRequest(f"durationSeconds must be between 1 and {MAX_SECONDS}")
+        if request.fps is not None and not float(request.fps).is_integer():
+            raise InvalidVideoRequest("fps: the local renderer takes whole frame rates")
 
     async def start(self, request: VideoRequest) -> str:
         return f"local:{request.job_id}"
@@ -107,7 +109,7 @@ class LocalProvider:
         spec = RenderSpec(
             width=width,
             height=height,
-            fps=request.fps or self.settings.fps,
+            fps=int(request.fps or self.settings.fps),
             duration_seconds=float(request.duration_seconds),
             prompt=request.prompt,
             image=request.first_frame.data if request.first_frame else None,
