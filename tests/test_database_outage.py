@@ -123,6 +123,9 @@ async def _check_exactly_once(
 
 
 async def test_kill_9_database_with_jobs_running(embedded_serve: ServeProcess) -> None:
+    # A first restart 2 s after the death (default 0.5 s), so that the API call below
+    # surely meets the dead database; it is still back well within 10 s.
+    embedded_serve.env["FLOWBOARD_DATABASE__RESTART_BACKOFF_SECONDS"] = "2"
     _start(embedded_serve)
     assert embedded_serve.process is not None
     serve_pid = embedded_serve.process.pid

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, WriteError
 
 Document = dict[str, Any]
 Item = TypeVar("Item")
@@ -45,6 +45,10 @@ class _Batcher(Generic[Item, Result]):
             try:
                 outcomes = await self.flush([item for item, _ in batch])
             except Exception as exc:  # the whole command failed: every caller gets it
+                if isinstance(exc, ConnectionFailure):
+                    # The server is dead or hung: what queued meanwhile would only wait
+                    # out the same timeouts again, so it fails now as well.
+                    batch, self._queue = batch + self._queue, []
                 outcomes = [exc] * len(batch)
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():

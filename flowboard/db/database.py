@@ -91,17 +91,22 @@ async def connect(
     server_selection_timeout: float = 30.0,
     socket_timeout: float | None = None,
     connect_timeout: float = 20.0,
+    retries: bool = True,
 ) -> Database:
     """Connect, wait up to `timeout` for the server to answer, and create indexes.
 
     The other timeouts stay on the client for every later call: short ones make a dead
-    or hung database an error within seconds instead of a request that hangs.
+    or hung database an error within seconds instead of a request that hangs. `retries`
+    off: a failed call is not retried by the driver (which would wait out the same
+    timeouts again against a single server); callers recover from what is stored.
     """
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         uri,
         serverSelectionTimeoutMS=int(server_selection_timeout * 1000),
         socketTimeoutMS=None if socket_timeout is None else int(socket_timeout * 1000),
         connectTimeoutMS=int(connect_timeout * 1000),
+        retryReads=retries,
+        retryWrites=retries,
         tz_aware=True,
     )
     database = Database(client, client[name])

@@ -30,7 +30,7 @@ def restart_policy(settings: DatabaseSettings) -> RestartPolicy:
     )
 
 
-async def _connect(uri: str, settings: DatabaseSettings) -> Database:
+async def _connect(uri: str, settings: DatabaseSettings, embedded: bool) -> Database:
     return await connect(
         uri,
         settings.name,
@@ -38,6 +38,9 @@ async def _connect(uri: str, settings: DatabaseSettings) -> Database:
         server_selection_timeout=settings.server_selection_timeout_seconds,
         socket_timeout=settings.socket_timeout_seconds,
         connect_timeout=settings.connect_timeout_seconds,
+        # One embedded server: a driver retry could only meet the same dead or hung
+        # process. An external deployment (a replica set) keeps the driver's retries.
+        retries=not embedded,
     )
 
 
@@ -61,7 +64,7 @@ async def open_supervised(
             supervisor = DatabaseSupervisor(embedded, restart_policy(settings.database), on_give_up)
             supervisor.start()
     try:
-        database = await _connect(uri, settings.database)
+        database = await _connect(uri, settings.database, embedded is not None)
         try:
             yield OpenDatabase(database, supervisor)
         finally:

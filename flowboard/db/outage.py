@@ -20,6 +20,8 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from flowboard.db.database import Database
 
 _LOGGER = logging.getLogger(__name__)
+# A busy database can miss one ping; two in a row (about 2 s) is an outage.
+DOWN_AFTER_FAILED_PINGS = 2
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -39,8 +41,10 @@ class DatabaseDown(ConnectionFailure):
 class DatabaseHealth:
     """The database's last known state, kept up to date by pinging it.
 
-    available: the last ping answered in time.
+    available: False from an outage error of a call (or DOWN_AFTER_FAILED_PINGS failed
+        pings in a row) until a ping answers again.
     down_since: monotonic time the current outage was first seen, or None.
+    failed_pings: the watcher's failed pings in a row.
     """
 
     database: Database
@@ -48,6 +52,7 @@ class DatabaseHealth:
     ping_timeout: float = 1.0
     available: bool = True
     down_since: float | None = None
+    failed_pings: int = 0
     _up: asyncio.Event = field(default_factory=asyncio.Event)
     _listeners: list[Callable[[], None]] = field(default_factory=list)
 
@@ -59,13 +64,18 @@ class DatabaseHealth:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    async def ping(self) -> bool:
-        """Ping once within `ping_timeout` (server selection included) and record it."""
+    async def probe(self) -> PyMongoError | None:
+        """Ping once within `ping_timeout` (server selection included); the error, if any."""
         try:
             with pymongo.timeout(self.ping_timeout):
                 await self.database.db.command("ping")
         except PyMongoError as exc:
-            self.mark_down(exc)
+            return exc
+        return None
+
+    async def ping(self) -> bool:
+        """Ping once (for /readyz); an answer also ends a recorded outage."""
+        if await self.probe() is not None:
             return False
         self.mark_up()
         return True
@@ -109,7 +119,14 @@ class DatabaseHealth:
         """Ping every `interval` seconds until cancelled (task `flowboard.db-health`)."""
         while True:
             started = time.monotonic()
-            await self.ping()
+            error = await self.probe()
+            if error is None:
+                self.failed_pings = 0
+                self.mark_up()
+            else:
+                self.failed_pings += 1
+                if self.failed_pings >= DOWN_AFTER_FAILED_PINGS:
+                    self.mark_down(error)
             await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
 
