@@ -153,3 +153,32 @@ async def test_readyz_reports_comfyui_reachability_without_failing(
     assert ready.status == 200  # the database is up: jobs for ComfyUI retry meanwhile
     assert (await ready.json())["providers"]["comfyui"] == "down"
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_asset_records_the_probed_video_not_the_request(
+    client: AppClient, fake: FakeComfyUI
+) -> None:
+    data = {
+        "prompt": "a red fox",
+        "provider": "comfyui",
+        "durationSeconds": 2,
+        "fps": 23.976,
+        "aspectRatio": "16:9",
+        "resolution": "480p",
+    }
+    body = {"name": "Fox", "nodes": [{"id": "vid", "type": "video_gen", "data": data}]}
+    flow = await (await client.post(f"{API}/flows", json=body)).json()
+    resp = await client.post(f"{API}/run-node", json={"flowId": flow["id"], "nodeId": "vid"})
+    assert resp.status == 202, await resp.text()
+    done = await wait_execution(client, (await resp.json())["id"], timeout=60)
+    task = done["tasks"]["vid"]
+    assert task["status"] == "COMPLETED", task
+    asset = await (await client.get(f"{API}/assets/{task['outputAssetId']}")).json()
+    [sent] = fake.prompts
+    assert sent.prompt["5"]["inputs"]["width"] == 848  # requested 848 x 480 ...
+    media = asset["media"]
+    # ... but the fake renders sides of at most 256 px, and 48 latent frames decode to 45.
+    assert (media["width"], media["height"]) == (256, 144)
+    assert media["fps"] == pytest.approx(23.976, abs=0.001)
+    assert media["frames"] == 45
+    assert media["durationSeconds"] == pytest.approx(45 / (24000 / 1001), abs=0.01)

@@ -29,6 +29,16 @@ class Workflow(StrEnum):
     UPLOAD = "upload"
 
 
+class MediaInfo(ApiModel):
+    """A stored video as probed, never as requested (a workflow may make its own size)."""
+
+    width: int
+    height: int
+    fps: float
+    duration_seconds: float
+    frames: int
+
+
 class StorageInfo(ApiModel):
     backend: str
     bucket: str | None = None
@@ -79,6 +89,7 @@ class GeneratedAsset(ApiModel):
     outputs: list[StoredOutputFile] = Field(default_factory=list)
     poster: StorageInfo | None = None
     poster_url: str | None = None
+    media: MediaInfo | None = None  # a video's real size, rate, duration, frames
     storage_prefix: str | None = None
     error: AssetError | None = None
     created_at: datetime

@@ -8,7 +8,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from flowboard.assets.model import MediaInfo
 from flowboard.media.poster import MediaError, extract_poster
+from flowboard.media.probe import media_info
 from flowboard.providers.base import (
     ErrorCode,
     PermanentProviderError,
@@ -26,6 +28,7 @@ class StoredVideo:
     poster: StoredObject | None
     url: str
     poster_url: str | None
+    info: MediaInfo | None = None
 
 
 async def _spool(output: VideoOutput, path: Path) -> None:
@@ -36,6 +39,14 @@ async def _spool(output: VideoOutput, path: Path) -> None:
             await asyncio.to_thread(handle.write, chunk)
     finally:
         await asyncio.to_thread(handle.close)
+
+
+async def _info(video: Path, asset_id: str) -> MediaInfo | None:
+    try:
+        return await asyncio.to_thread(media_info, video)
+    except MediaError as exc:
+        _LOGGER.warning("video not probed: %s", exc, extra={"asset_id": asset_id})
+        return None
 
 
 async def _poster(video: Path, poster: Path, asset_id: str) -> bool:
@@ -63,6 +74,7 @@ async def store_video(
         if (await asyncio.to_thread(spool.stat)).st_size == 0:
             raise PermanentProviderError(ErrorCode.EMPTY_RESULT, "provider returned an empty file")
         stored = await storage.put_file(f"{prefix}.mp4", spool, output.content_type)
+        info = await _info(spool, asset_id)
         poster_obj = None
         if await _poster(spool, poster, asset_id):
             poster_obj = await storage.put_file(f"{prefix}.jpg", poster, "image/jpeg")
@@ -76,4 +88,5 @@ async def store_video(
         poster=poster_obj,
         url=await storage.url_for(stored.key),
         poster_url=await storage.url_for(poster_obj.key) if poster_obj else None,
+        info=info,
     )

@@ -81,7 +81,10 @@ class VideoGeneration:
         poster = None
         if stored.poster is not None and stored.poster_url is not None:
             poster = StoredFile(stored.poster, stored.poster_url)
-        return StoredOutput(files=(StoredFile(stored.video, stored.url),), poster=poster)
+        media = {"media": stored.info.to_json()} if stored.info else {}
+        return StoredOutput(
+            files=(StoredFile(stored.video, stored.url),), poster=poster, extra=media
+        )
 
 
 NODE_TYPE = NodeType("video_gen", VideoGenNodeData, runnable=True, generation=VideoGeneration())
