@@ -182,3 +182,22 @@ async def test_asset_records_the_probed_video_not_the_request(
     assert media["fps"] == pytest.approx(23.976, abs=0.001)
     assert media["frames"] == 45
     assert media["durationSeconds"] == pytest.approx(45 / (24000 / 1001), abs=0.01)
+
+
+async def test_comfyui_restarted_twice_fails_the_task_as_lost(
+    client: AppClient, fake: FakeComfyUI
+) -> None:
+    fake.step_delay = 0.1
+    flow = await video_flow(client)
+    resp = await client.post(f"{API}/run-node", json={"flowId": flow["id"], "nodeId": "vid"})
+    assert resp.status == 202, await resp.text()
+    for submissions in (1, 2):  # restart while the first, then the resubmitted prompt runs
+        async with asyncio.timeout(30):
+            while len(fake.prompts) < submissions or fake.running_prompt_id is None:
+                await asyncio.sleep(0.02)
+        await fake.restart()
+    done = await wait_execution(client, (await resp.json())["id"], timeout=60)
+    task = done["tasks"]["vid"]
+    assert task["status"] == "FAILED", task
+    assert task["error"]["code"] == "lost_by_provider" and "twice" in task["error"]["message"]
+    assert task["attempts"] == 2 and len(fake.prompts) == 2

@@ -599,6 +599,27 @@ async def test_history_lags_behind_execution_success(
     assert "10" in reads[2][prompt_id]["outputs"]
 
 
+async def test_execution_success_comes_before_the_history_entry(
+    fake: FakeComfyUI, session: aiohttp.ClientSession
+) -> None:
+    fake.history_delay = 0.5
+    async with session.ws_connect(fake.ws_url("race")) as ws:
+        prompt_id = await submit(session, fake, workflow("text_to_video"), "race")
+        frames: list[Json] = []
+        while not frames or frames[-1]["type"] != "execution_success":
+            frames.append(await receive(ws))
+        [executed] = [f for f in frames if f["type"] == "executed"]
+        assert executed["data"]["output"]["images"][0]["filename"]  # names the file already
+        # As on a real server: not in history yet, still listed as running.
+        assert await get_json(session, f"{fake.url}/history/{prompt_id}") == {}
+        queue = await get_json(session, f"{fake.url}/queue")
+        assert [item[1] for item in queue["queue_running"]] == [prompt_id]
+        rest = await until_done(ws, prompt_id)
+        assert types(rest)[-1] == "executing"  # executing {node: null} after the entry
+    entry = await get_json(session, f"{fake.url}/history/{prompt_id}")
+    assert "10" in entry[prompt_id]["outputs"]
+
+
 async def test_restart_forgets_everything_and_cuts_sockets(
     fake: FakeComfyUI, session: aiohttp.ClientSession
 ) -> None:
