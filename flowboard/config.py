@@ -122,6 +122,24 @@ class VeoSettings(_Section):
     storage_base_url: str = ""
 
 
+class GoogleImageSettings(_Section):
+    """What the gemini_image and imagen providers share (credentials: providers.veo)."""
+
+    enabled: bool = False
+    model: str = Field(default="", min_length=1)
+    base_url: str = ""
+    deadline_seconds: float = Field(default=300.0, gt=0)
+    request_timeout_seconds: float = Field(default=120.0, gt=0)
+
+
+class GeminiImageSettings(GoogleImageSettings):
+    model: str = Field(default="gemini-2.5-flash-image", min_length=1)
+
+
+class ImagenSettings(GoogleImageSettings):
+    model: str = Field(default="imagen-4.0-generate-001", min_length=1)
+
+
 class ComfyWorkflowSettings(_Section):
     file: str
     prompt: str = ""
@@ -133,12 +151,14 @@ class ComfyWorkflowSettings(_Section):
     seconds: str = ""
     fps: str = ""
     seed: str = ""
+    batch_size: str = ""  # image workflows: how many images (an image_gen node's count)
     output_node: str
 
 
 class ComfyUISettings(_Section):
     url: str = ""
     workflow: str = "default"
+    image_workflow: str = ""  # workflow of an image_gen node that names none
     workflows: dict[str, ComfyWorkflowSettings] = Field(default_factory=dict)
     deadline_seconds: float = Field(default=1800.0, gt=0)
     keep_inputs: bool = False
@@ -154,6 +174,8 @@ class ProvidersSettings(_Section):
     local: LocalProviderSettings = LocalProviderSettings()
     veo: VeoSettings = VeoSettings()
     comfyui: ComfyUISettings = ComfyUISettings()
+    gemini_image: GeminiImageSettings = GeminiImageSettings()
+    imagen: ImagenSettings = ImagenSettings()
 
 
 class FirestoreSettings(_Section):

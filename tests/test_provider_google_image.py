@@ -5,14 +5,16 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from flowboard.config import VeoSettings
+from flowboard.config import ConfigError, VeoSettings, load_settings
 from flowboard.providers.base import (
     BytesOutput,
     ErrorCode,
+    ImageRequest,
     InputImage,
     InvalidVideoRequest,
     PermanentProviderError,
@@ -21,6 +23,13 @@ from flowboard.providers.base import (
 from flowboard.providers.gemini_image import GeminiImageProvider
 from flowboard.providers.google_image_settings import GeminiImageSettings, ImagenSettings
 from flowboard.providers.imagen import ImagenProvider
+from flowboard.providers.registry import (
+    ProviderRegistry,
+    UnknownProvider,
+    builtin_specs,
+    fill_registry,
+    open_providers,
+)
 from tests.fakes.google_image import FakeGoogleImages, Mode
 from tests.fakes.google_image_wire import (
     GEMINI_SIZES,
@@ -164,3 +173,45 @@ async def test_imagen_refusals(fake: FakeGoogleImages) -> None:
         await gemini.close()
         await vertex.close()
     assert fake.requests == []
+
+
+async def test_registry_builds_them_when_enabled(fake: FakeGoogleImages, tmp_path: Path) -> None:
+    providers = {
+        "veo": {"mode": "vertex", "project": "demo", "access_token": fake.token},
+        "gemini_image": {"enabled": True, "base_url": fake.base_url},
+        "imagen": {"enabled": True, "base_url": fake.base_url},
+    }
+    settings = load_settings(
+        None, environ={}, overrides={"data_dir": str(tmp_path), "providers": providers}
+    )
+    async with open_providers(settings) as registry:
+        assert isinstance(registry.image("gemini_image"), GeminiImageProvider)
+        assert isinstance(registry.image("imagen"), ImagenProvider)
+        ask = ImageRequest("asset_9", "a lighthouse", count=2, aspect_ratio="16:9")
+        imagen = registry.image("imagen")
+        outputs = await imagen.follow(await imagen.start(ask), ask, ignore)
+    assert len(outputs) == 2
+
+
+@pytest.mark.parametrize(
+    ("providers", "message"),
+    [
+        ({"gemini_image": {"enabled": True}}, "needs Google credentials"),
+        ({"veo": {"api_key": "k"}, "imagen": {"enabled": True}}, "Imagen needs Vertex AI"),
+    ],
+)
+def test_enabled_without_usable_credentials_stops_start_up(
+    providers: dict[str, object], message: str, tmp_path: Path
+) -> None:
+    settings = load_settings(
+        None, environ={}, overrides={"data_dir": str(tmp_path), "providers": providers}
+    )
+    with pytest.raises(ConfigError, match=message):
+        fill_registry(ProviderRegistry({}), settings, builtin_specs(), tmp_path)
+
+
+async def test_off_by_default(tmp_path: Path) -> None:
+    settings = load_settings(None, environ={}, overrides={"data_dir": str(tmp_path)})
+    async with open_providers(settings) as registry:
+        with pytest.raises(UnknownProvider):
+            registry.image("gemini_image")

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
@@ -25,6 +26,7 @@ import aiohttp
 from flowboard.config import ComfyUISettings
 from flowboard.providers.base import (
     ErrorCode,
+    InputImage,
     InvalidVideoRequest,
     PermanentProviderError,
     ProgressCallback,
@@ -39,6 +41,7 @@ from flowboard.providers.comfyui_follow import ComfyTiming, Follower, PromptLost
 from flowboard.providers.comfyui_progress import ThrottledReporter, WorkflowProgress
 from flowboard.providers.comfyui_uploads import Uploads
 from flowboard.providers.comfyui_workflow import (
+    Inputs,
     Workflow,
     check_request,
     fill,
@@ -46,7 +49,7 @@ from flowboard.providers.comfyui_workflow import (
     load_workflows,
 )
 
-__all__ = ["ComfyTiming", "ComfyUIProvider", "default_client_id", "prompt_id_for"]
+__all__ = ["ComfyTiming", "ComfyUIProvider", "PromptJob", "default_client_id", "prompt_id_for"]
 
 _LOGGER = logging.getLogger(__name__)
 _PROMPT_NAMESPACE = uuid.UUID("0b6f7c52-3f0e-4d7a-9a43-2a9d5c1e8f61")
@@ -64,6 +67,23 @@ def default_client_id(work_dir: Path) -> str:
     # per installation, so two Flowboards sharing one ComfyUI never take each other's events.
     seed = f"{socket.gethostname()}:{work_dir.expanduser().resolve()}"
     return "flowboard-" + uuid.uuid5(_PROMPT_NAMESPACE, seed).hex[:16]
+
+
+@dataclass(frozen=True)
+class PromptJob:
+    """One prompt to run, whatever the media kind (video here, images in comfyui_image).
+
+    job_id, resumed: the request's.
+    workflow: the checked workflow.
+    upload: the input image to upload first, if any.
+    inputs: the workflow inputs, given the uploaded image's name (None without one).
+    """
+
+    job_id: str
+    resumed: bool
+    workflow: Workflow
+    upload: InputImage | None
+    inputs: Callable[[str | None], Inputs]
 
 
 @dataclass
@@ -132,8 +152,8 @@ class ComfyUIProvider:
     def deadline_seconds(self) -> float:
         return self.settings.deadline_seconds
 
-    def _workflow(self, request: VideoRequest) -> Workflow:
-        name = request.workflow or self.settings.workflow
+    def workflow_named(self, name: str) -> Workflow:
+        """Return the configured workflow `name`; InvalidVideoRequest (422) when unknown."""
         found = self.workflows.get(name)
         if found is None:
             known = ", ".join(sorted(self.workflows)) or "none"
@@ -142,8 +162,15 @@ class ComfyUIProvider:
             )
         return found
 
+    def _job(self, request: VideoRequest, *, check: bool = True) -> PromptJob:
+        workflow = self.workflow_named(request.workflow or self.settings.workflow)
+        if check:
+            check_request(workflow, request)
+        inputs = partial(inputs_for, workflow, request)
+        return PromptJob(request.job_id, request.resumed, workflow, request.first_frame, inputs)
+
     def validate(self, request: VideoRequest) -> None:
-        check_request(self._workflow(request), request)
+        self._job(request)
 
     async def reachable(self) -> bool:
         """Say whether ComfyUI answers /system_stats now (for readiness reports)."""
@@ -154,25 +181,27 @@ class ComfyUIProvider:
         return True
 
     async def start(self, request: VideoRequest) -> str:
-        workflow = self._workflow(request)
-        check_request(workflow, request)
-        prompt_id = prompt_id_for(request.job_id)
-        extra = {"prompt_id": prompt_id, "job_id": request.job_id}
+        return await self.start_job(self._job(request))
+
+    async def start_job(self, job: PromptJob) -> str:
+        """Queue the job's prompt (unless ComfyUI already has it); return the prompt id."""
+        workflow = job.workflow
+        prompt_id = prompt_id_for(job.job_id)
+        extra = {"prompt_id": prompt_id, "job_id": job.job_id}
         # Only a job that may have been submitted before asks ComfyUI first: the common
         # path is the upload (if any) and POST /prompt.
-        doubtful = request.resumed or prompt_id in self._uncertain or prompt_id in self._early
+        doubtful = job.resumed or prompt_id in self._uncertain or prompt_id in self._early
         if doubtful and await self.timing.retry.call(lambda: self._known(prompt_id), extra):
             _LOGGER.info("comfyui already has the prompt; not queueing again", extra=extra)
             self._uncertain.discard(prompt_id)
             return prompt_id
-        await self._submit(workflow, request, prompt_id, extra, again=False)
+        await self._submit(job, prompt_id, extra, again=False)
         _LOGGER.info("comfyui prompt queued (workflow %s)", workflow.name, extra=extra)
         return prompt_id
 
     async def _submit(
         self,
-        workflow: Workflow,
-        request: VideoRequest,
+        job: PromptJob,
         prompt_id: str,
         extra: dict[str, str],
         *,
@@ -185,9 +214,9 @@ class ComfyUIProvider:
         await self._hub.wait_connected(self.timing.connect_timeout)
         self._subscribe_early(prompt_id)
         image = None
-        if request.first_frame is not None:
-            image = await self.uploads.value_for(request.first_frame, extra, again=again)
-        graph = fill(workflow, inputs_for(workflow, request, image))
+        if job.upload is not None:
+            image = await self.uploads.value_for(job.upload, extra, again=again)
+        graph = fill(job.workflow, job.inputs(image))
         failures = 0
 
         async def send() -> None:
@@ -227,13 +256,21 @@ class ComfyUIProvider:
     async def follow(
         self, operation_id: str, request: VideoRequest, report: ProgressCallback
     ) -> VideoOutput:
-        workflow = self._workflow(request)
+        # Not checked again: a job already queued runs whatever the settings became.
+        files = await self.follow_job(operation_id, self._job(request, check=False), report)
+        return await self._open(files[0], {"prompt_id": operation_id, "job_id": request.job_id})
+
+    async def follow_job(
+        self, operation_id: str, job: PromptJob, report: ProgressCallback
+    ) -> list[OutputFile]:
+        """Wait for the prompt to end; return the output node's files (at least one)."""
+        workflow = job.workflow
         early = self._early.pop(operation_id, None)
         follower = Follower(
             client=self.client,
             timing=self.timing,
             prompt_id=operation_id,
-            job_id=request.job_id,
+            job_id=job.job_id,
             workflow=workflow,
             sub=early or self._hub.subscribe(operation_id),
             reporter=ThrottledReporter(report, self.timing.report_interval),
@@ -243,17 +280,15 @@ class ComfyUIProvider:
         try:
             files = await follower.run()
         except PromptLost:
-            await self._lost(workflow, request, operation_id, follower.extra)
+            await self._lost(job, operation_id, follower.extra)
         finally:
             follower.sub.close()
         self._resubmitted.discard(operation_id)
         await follower.reporter.flush()
         _LOGGER.info("comfyui prompt finished", extra=follower.extra)
-        return await self._open(files[0], follower.extra)
+        return files
 
-    async def _lost(
-        self, workflow: Workflow, request: VideoRequest, prompt_id: str, extra: dict[str, str]
-    ) -> NoReturn:
+    async def _lost(self, job: PromptJob, prompt_id: str, extra: dict[str, str]) -> NoReturn:
         """Submit a lost prompt once more and raise a transient error; lost twice: fail."""
         if prompt_id in self._resubmitted:
             self._resubmitted.discard(prompt_id)
@@ -262,13 +297,27 @@ class ComfyUIProvider:
                 f"ComfyUI lost prompt {prompt_id} twice (restarted?); not submitting it again",
             )
         _LOGGER.warning("comfyui lost the prompt (restarted?); submitting it again", extra=extra)
-        await self._submit(workflow, request, prompt_id, extra, again=True)
+        await self._submit(job, prompt_id, extra, again=True)
         self._resubmitted.add(prompt_id)
         # Transient: the caller records the attempt and follows again, from the early events.
         raise TransientProviderError(
             f"ComfyUI lost prompt {prompt_id} (restarted?); submitted it again",
             ErrorCode.LOST_BY_PROVIDER,
         )
+
+    async def read_file(self, file: OutputFile, extra: dict[str, str]) -> tuple[bytes, str]:
+        """Read a (small) output file whole: its bytes and content type, retried."""
+
+        async def read() -> tuple[bytes, str]:
+            response = await self.client.open_view(file)
+            try:
+                return await response.read(), response.content_type
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise TransientProviderError(f"reading a ComfyUI output failed: {exc}") from exc
+            finally:
+                response.release()
+
+        return await self.timing.retry.call(read, extra)
 
     async def _open(self, file: OutputFile, extra: dict[str, str]) -> StreamedOutput:
         response = await self.timing.retry.call(lambda: self.client.open_view(file), extra)

@@ -11,14 +11,17 @@ from flowboard.providers.spec import ProviderContext, ProviderSpec
 
 def _build(settings: ComfyUISettings, context: ProviderContext) -> dict[MediaKind, Any]:
     from flowboard.providers.comfyui import ComfyUIProvider
+    from flowboard.providers.comfyui_image import ComfyUIImageProvider
 
-    return {MediaKind.VIDEO: ComfyUIProvider(settings, context.work_dir)}
+    video = ComfyUIProvider(settings, context.work_dir)
+    # One connection for both kinds: image workflows share the video side's client.
+    return {MediaKind.VIDEO: video, MediaKind.IMAGE: ComfyUIImageProvider(video)}
 
 
 SPEC = ProviderSpec(
     name="comfyui",
     settings_model=ComfyUISettings,
     build=_build,
-    media=frozenset({MediaKind.VIDEO}),
+    media=frozenset({MediaKind.VIDEO, MediaKind.IMAGE}),
     enabled=lambda settings: bool(settings.url),
 )

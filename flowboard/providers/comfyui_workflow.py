@@ -25,6 +25,7 @@ MAPPED_FIELDS = (
     "seconds",
     "fps",
     "seed",
+    "batch_size",
 )
 SHORT_SIDES = {"480p": 480, "720p": 720, "1080p": 1080}
 ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1)}
@@ -93,6 +94,7 @@ class Inputs:
     seconds: int | None = None
     fps: float | None = None
     seed: int | None = None
+    batch_size: int | None = None
 
 
 def _problem(name: str, setting: str, message: str) -> ConfigError:

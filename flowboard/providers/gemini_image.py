@@ -19,7 +19,7 @@ from flowboard.providers.google_image import (
     operation_id,
     refuse,
 )
-from flowboard.providers.google_image_settings import GeminiImageSettings
+from flowboard.providers.google_image_settings import GeminiImageSettings, google_settings
 from flowboard.providers.veo_client import VeoClient
 from flowboard.providers.veo_models import check_credentials
 
@@ -37,7 +37,7 @@ class GeminiImageProvider:
 
     def __init__(self, settings: GeminiImageSettings, veo: VeoSettings) -> None:
         self._settings = settings
-        self._google = settings.google(veo)
+        self._google = google_settings(settings, veo)
         self._client = VeoClient(self._google, settings.request_timeout_seconds)
 
     @property
