@@ -56,7 +56,7 @@ class DatabaseSettings(_Section):
     health_interval_seconds: float = Field(default=1.0, gt=0)
     retry_after_seconds: int = Field(default=5, ge=1)
     restart_backoff_seconds: float = Field(default=0.5, ge=0)
-    restart_backoff_max_seconds: float = Field(default=10.0, ge=0)
+    restart_backoff_max_seconds: float = Field(default=5.0, ge=0)
     max_restarts: int = Field(default=5, ge=0)
     restart_window_seconds: float = Field(default=120.0, gt=0)
 

@@ -36,7 +36,7 @@ class RestartPolicy:
     """
 
     backoff_seconds: float = 0.5
-    backoff_max_seconds: float = 10.0
+    backoff_max_seconds: float = 5.0
     max_restarts: int = 5
     window_seconds: float = 120.0
     startup_timeout_seconds: float = 20.0
