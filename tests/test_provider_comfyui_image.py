@@ -14,7 +14,7 @@ from flowboard.providers.base import (
     ErrorCode,
     ImageRequest,
     InputImage,
-    InvalidVideoRequest,
+    InvalidProviderRequest,
     PermanentProviderError,
     Progress,
 )
@@ -90,9 +90,9 @@ async def test_refusals_name_the_field(images: ComfyUIImageProvider) -> None:
         (ImageRequest("a", "x", images=(png,)), "images"),
         (ImageRequest("a", "x", count=5), "count"),
     ):
-        with pytest.raises(InvalidVideoRequest, match=f"^{field}:"):
+        with pytest.raises(InvalidProviderRequest, match=f"^{field}:"):
             images.validate(request)
-    with pytest.raises(InvalidVideoRequest, match="not configured"):
+    with pytest.raises(InvalidProviderRequest, match="not configured"):
         images.validate(ImageRequest("a", "x", workflow="nope"))
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -16,7 +17,7 @@ from flowboard.providers.base import (
     ErrorCode,
     ImageRequest,
     InputImage,
-    InvalidVideoRequest,
+    InvalidProviderRequest,
     PermanentProviderError,
     Progress,
 )
@@ -41,18 +42,10 @@ from tests.fakes.google_image_wire import (
 )
 
 
-@dataclass(frozen=True)
-class Ask:
-    """The fields of an image request the providers read."""
-
-    job_id: str = "asset_1"
-    prompt: str = "a lighthouse at dusk"
-    count: int = 1
-    aspect_ratio: str = "1:1"
-    negative_prompt: str | None = None
-    model: str | None = None
-    seed: int | None = None
-    images: tuple[InputImage, ...] = ()
+def ask(**changes: Any) -> ImageRequest:
+    """An image request with test defaults."""
+    base = ImageRequest(job_id="asset_1", prompt="a lighthouse at dusk")
+    return dataclasses.replace(base, **changes)
 
 
 @pytest.fixture
@@ -92,10 +85,10 @@ def sizes(images: Sequence[BytesOutput]) -> list[tuple[int, int]]:
 @pytest.mark.parametrize("mode", [Mode.GEMINI, Mode.VERTEX], ids=str)
 async def test_gemini_image_count_three(fake: FakeGoogleImages, mode: Mode) -> None:
     provider = gemini_provider(fake, veo_settings(fake, mode))
-    ask = Ask(count=3, aspect_ratio="16:9", seed=2**32 - 2)
+    request = ask(count=3, aspect_ratio="16:9", seed=2**32 - 2)
     try:
-        operation = await provider.start(ask)
-        images = await provider.follow(operation, ask, ignore)
+        operation = await provider.start(request)
+        images = await provider.follow(operation, request, ignore)
     finally:
         await provider.close()
 
@@ -109,19 +102,19 @@ async def test_gemini_image_count_three(fake: FakeGoogleImages, mode: Mode) -> N
 async def test_gemini_image_refusals_and_filter(fake: FakeGoogleImages) -> None:
     provider = gemini_provider(fake, veo_settings(fake, Mode.GEMINI))
     try:
-        for ask, field in (
-            (Ask(negative_prompt="blur"), "negative_prompt"),
-            (Ask(aspect_ratio="7:3"), "aspect_ratio"),
-            (Ask(count=5), "count"),
-            (Ask(model="imagen-4.0-generate-001"), "model"),
-            (Ask(prompt=" "), "prompt"),
-            (Ask(images=(InputImage(b"GIF89a", "image/gif"),)), "images"),
+        for request, field in (
+            (ask(negative_prompt="blur"), "negative_prompt"),
+            (ask(aspect_ratio="7:3"), "aspect_ratio"),
+            (ask(count=5), "count"),
+            (ask(model="imagen-4.0-generate-001"), "model"),
+            (ask(prompt=" "), "prompt"),
+            (ask(images=(InputImage(b"GIF89a", "image/gif"),)), "images"),
         ):
-            with pytest.raises(InvalidVideoRequest, match=f"^{field}:"):
-                await provider.start(ask)
+            with pytest.raises(InvalidProviderRequest, match=f"^{field}:"):
+                await provider.start(request)
         fake.enqueue(Script(Outcome.FILTERED))
         with pytest.raises(PermanentProviderError) as caught:
-            await provider.follow("gemini_image:asset_1", Ask(), ignore)
+            await provider.follow("gemini_image:asset_1", ask(), ignore)
     finally:
         await provider.close()
     assert caught.value.code is ErrorCode.CONTENT_FILTERED
@@ -131,8 +124,8 @@ async def test_gemini_image_refusals_and_filter(fake: FakeGoogleImages) -> None:
 async def test_gemini_image_needs_veo_credentials(fake: FakeGoogleImages) -> None:
     provider = gemini_provider(fake, VeoSettings())
     try:
-        with pytest.raises(InvalidVideoRequest, match=r"providers\.veo\.api_key"):
-            await provider.start(Ask())
+        with pytest.raises(InvalidProviderRequest, match=r"providers\.veo\.api_key"):
+            await provider.start(ask())
     finally:
         await provider.close()
 
@@ -140,9 +133,9 @@ async def test_gemini_image_needs_veo_credentials(fake: FakeGoogleImages) -> Non
 @pytest.mark.parametrize("mode", [Mode.VERTEX, Mode.EXPRESS], ids=str)
 async def test_imagen_count_three(fake: FakeGoogleImages, mode: Mode) -> None:
     provider = imagen_provider(fake, veo_settings(fake, mode))
-    ask = Ask(count=3, aspect_ratio="3:4", seed=4)
+    request = ask(count=3, aspect_ratio="3:4", seed=4)
     try:
-        images = await provider.follow(await provider.start(ask), ask, ignore)
+        images = await provider.follow(await provider.start(request), request, ignore)
     finally:
         await provider.close()
     assert sizes(images) == [IMAGEN_SIZES["3:4"]] * 3
@@ -156,18 +149,18 @@ async def test_imagen_refusals(fake: FakeGoogleImages) -> None:
     vertex = imagen_provider(fake, veo_settings(fake, Mode.VERTEX))
     source = InputImage(b"\x89PNG", "image/png")
     try:
-        with pytest.raises(InvalidVideoRequest, match="needs Vertex AI"):
-            await gemini.start(Ask())
-        for ask, field in (
-            (Ask(negative_prompt="blur"), "negative_prompt"),
-            (Ask(aspect_ratio="21:9"), "aspect_ratio"),
-            (Ask(images=(source,)), "images"),
-            (Ask(model="gemini-2.5-flash-image"), "model"),
+        with pytest.raises(InvalidProviderRequest, match="needs Vertex AI"):
+            await gemini.start(ask())
+        for request, field in (
+            (ask(negative_prompt="blur"), "negative_prompt"),
+            (ask(aspect_ratio="21:9"), "aspect_ratio"),
+            (ask(images=(source,)), "images"),
+            (ask(model="gemini-2.5-flash-image"), "model"),
         ):
-            with pytest.raises(InvalidVideoRequest, match=f"^{field}:"):
-                await vertex.start(ask)
+            with pytest.raises(InvalidProviderRequest, match=f"^{field}:"):
+                await vertex.start(request)
         # Imagen 3.0-generate-001 still takes a negative prompt.
-        older = Ask(model="imagen-3.0-generate-001", negative_prompt="blur")
+        older = ask(model="imagen-3.0-generate-001", negative_prompt="blur")
         assert await vertex.start(older) == "imagen:asset_1"
     finally:
         await gemini.close()
@@ -187,9 +180,9 @@ async def test_registry_builds_them_when_enabled(fake: FakeGoogleImages, tmp_pat
     async with open_providers(settings) as registry:
         assert isinstance(registry.image("gemini_image"), GeminiImageProvider)
         assert isinstance(registry.image("imagen"), ImagenProvider)
-        ask = ImageRequest("asset_9", "a lighthouse", count=2, aspect_ratio="16:9")
+        request = ImageRequest("asset_9", "a lighthouse", count=2, aspect_ratio="16:9")
         imagen = registry.image("imagen")
-        outputs = await imagen.follow(await imagen.start(ask), ask, ignore)
+        outputs = await imagen.follow(await imagen.start(request), request, ignore)
     assert len(outputs) == 2
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from functools import partial
-from typing import Protocol
 
 from flowboard.providers.base import (
     BytesOutput,
     ErrorCode,
-    InputImage,
-    InvalidVideoRequest,
+    ImageRequest,
+    InvalidProviderRequest,
     PermanentProviderError,
     ProgressCallback,
 )
@@ -37,32 +36,11 @@ MAX_COUNT = 4
 _IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp"}
 
 
-class ImageAsk(Protocol):
-    """The fields of an image request this provider reads (the core's ImageRequest)."""
-
-    @property
-    def job_id(self) -> str: ...
-    @property
-    def prompt(self) -> str: ...
-    @property
-    def count(self) -> int: ...
-    @property
-    def aspect_ratio(self) -> str: ...
-    @property
-    def negative_prompt(self) -> str | None: ...
-    @property
-    def seed(self) -> int | None: ...
-    @property
-    def workflow(self) -> str | None: ...
-    @property
-    def images(self) -> tuple[InputImage, ...]: ...
+def _refuse(field: str, problem: str) -> InvalidProviderRequest:
+    return InvalidProviderRequest(f"{field}: {problem}")
 
 
-def _refuse(field: str, problem: str) -> InvalidVideoRequest:
-    return InvalidVideoRequest(f"{field}: {problem}")
-
-
-def check_image_request(workflow: Workflow, request: ImageAsk) -> None:
+def check_image_request(workflow: Workflow, request: ImageRequest) -> None:
     """Refuse (422, naming the field) what this workflow cannot honour for an image."""
     has = workflow.targets.__contains__
     name = workflow.name
@@ -82,7 +60,7 @@ def check_image_request(workflow: Workflow, request: ImageAsk) -> None:
         raise _refuse("count", f"workflow {name!r} maps no batch_size, so it makes one image")
 
 
-def image_inputs(workflow: Workflow, request: ImageAsk, image: str | None) -> Inputs:
+def image_inputs(workflow: Workflow, request: ImageRequest, image: str | None) -> Inputs:
     """Turn a checked image request (and the uploaded image's name) into workflow inputs."""
     width = height = None
     if "width" in workflow.targets or "height" in workflow.targets:
@@ -110,25 +88,24 @@ class ComfyUIImageProvider:
     def deadline_seconds(self) -> float:
         return self._comfy.deadline_seconds
 
-    def _job(self, request: ImageAsk, *, check: bool = True) -> PromptJob:
+    def _job(self, request: ImageRequest, *, check: bool = True) -> PromptJob:
         settings = self._comfy.settings
         default = settings.image_workflow or settings.workflow
         workflow = self._comfy.workflow_named(request.workflow or default)
         if check:
             check_image_request(workflow, request)
         upload = request.images[0] if request.images else None
-        resumed = bool(getattr(request, "resumed", False))
         inputs = partial(image_inputs, workflow, request)
-        return PromptJob(request.job_id, resumed, workflow, upload, inputs)
+        return PromptJob(request.job_id, request.resumed, workflow, upload, inputs)
 
-    def validate(self, request: ImageAsk) -> None:
+    def validate(self, request: ImageRequest) -> None:
         self._job(request)
 
-    async def start(self, request: ImageAsk) -> str:
+    async def start(self, request: ImageRequest) -> str:
         return await self._comfy.start_job(self._job(request))
 
     async def follow(
-        self, operation_id: str, request: ImageAsk, report: ProgressCallback
+        self, operation_id: str, request: ImageRequest, report: ProgressCallback
     ) -> Sequence[BytesOutput]:
         """Wait for the prompt; return every image its output node saved."""
         job = self._job(request, check=False)

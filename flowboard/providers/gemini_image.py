@@ -10,10 +10,9 @@ import logging
 from collections.abc import Sequence
 
 from flowboard.config import VeoSettings
-from flowboard.providers.base import BytesOutput, ProgressCallback
+from flowboard.providers.base import BytesOutput, ImageRequest, ProgressCallback
 from flowboard.providers.google_image import (
     GeminiImageCall,
-    ImageAsk,
     check_common,
     generate_content_images,
     operation_id,
@@ -44,11 +43,11 @@ class GeminiImageProvider:
     def deadline_seconds(self) -> float:
         return self._settings.deadline_seconds
 
-    def _model(self, request: ImageAsk) -> str:
+    def _model(self, request: ImageRequest) -> str:
         return request.model or self._settings.model
 
-    def validate(self, request: ImageAsk) -> None:
-        """Raise InvalidVideoRequest (a 422) for what the service would refuse."""
+    def validate(self, request: ImageRequest) -> None:
+        """Raise InvalidProviderRequest (a 422) for what the service would refuse."""
         check_credentials(self._google)
         model = self._model(request)
         if not model.startswith("gemini-") or "image" not in model:
@@ -61,13 +60,13 @@ class GeminiImageProvider:
             raise refuse("images", f"at most {MAX_INPUT_IMAGES}")
         check_common(request, ASPECT_RATIOS, MAX_IMAGES)
 
-    async def start(self, request: ImageAsk) -> str:
+    async def start(self, request: ImageRequest) -> str:
         """Check the request; the generation itself runs in `follow()` (one call, no operation)."""
         self.validate(request)
         return operation_id(self.name, request.job_id)
 
     async def follow(
-        self, operation_id: str, request: ImageAsk, report: ProgressCallback
+        self, operation_id: str, request: ImageRequest, report: ProgressCallback
     ) -> Sequence[BytesOutput]:
         """Make the images; ProviderError when none came back or a call failed."""
         extra = {"job_id": request.job_id, "operation": operation_id}

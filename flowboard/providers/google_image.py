@@ -13,7 +13,7 @@ import logging
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -22,8 +22,9 @@ from google.genai.client import AsyncClient
 from flowboard.providers.base import (
     BytesOutput,
     ErrorCode,
+    ImageRequest,
     InputImage,
-    InvalidVideoRequest,
+    InvalidProviderRequest,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
@@ -240,33 +241,12 @@ async def generate_imagen_images(
     return read_imagen(response, call.count).result(service)
 
 
-class ImageAsk(Protocol):
-    """The fields of an image request these providers read (the core's ImageRequest)."""
-
-    @property
-    def job_id(self) -> str: ...
-    @property
-    def prompt(self) -> str: ...
-    @property
-    def count(self) -> int: ...
-    @property
-    def aspect_ratio(self) -> str: ...
-    @property
-    def negative_prompt(self) -> str | None: ...
-    @property
-    def model(self) -> str | None: ...
-    @property
-    def seed(self) -> int | None: ...
-    @property
-    def images(self) -> tuple[InputImage, ...]: ...
-
-
-def refuse(field: str, problem: str) -> InvalidVideoRequest:
+def refuse(field: str, problem: str) -> InvalidProviderRequest:
     """A request the provider would refuse: a 422 naming the field, before any call."""
-    return InvalidVideoRequest(f"{field}: {problem}")
+    return InvalidProviderRequest(f"{field}: {problem}")
 
 
-def check_common(request: ImageAsk, aspects: Sequence[str], max_count: int) -> None:
+def check_common(request: ImageRequest, aspects: Sequence[str], max_count: int) -> None:
     """Refuse what both Google image APIs refuse: aspect ratio, count, seed, input types."""
     if request.aspect_ratio not in aspects:
         raise refuse("aspect_ratio", f"must be one of {', '.join(aspects)}")

@@ -11,9 +11,8 @@ import logging
 from collections.abc import Sequence
 
 from flowboard.config import VeoSettings
-from flowboard.providers.base import BytesOutput, ProgressCallback
+from flowboard.providers.base import BytesOutput, ImageRequest, ProgressCallback
 from flowboard.providers.google_image import (
-    ImageAsk,
     ImagenCall,
     check_common,
     generate_imagen_images,
@@ -46,11 +45,11 @@ class ImagenProvider:
     def deadline_seconds(self) -> float:
         return self._settings.deadline_seconds
 
-    def _model(self, request: ImageAsk) -> str:
+    def _model(self, request: ImageRequest) -> str:
         return request.model or self._settings.model
 
-    def validate(self, request: ImageAsk) -> None:
-        """Raise InvalidVideoRequest (a 422) for what the SDK or the service would refuse."""
+    def validate(self, request: ImageRequest) -> None:
+        """Raise InvalidProviderRequest (a 422) for what the SDK or the service would refuse."""
         if self._google.mode != "vertex":
             raise refuse(
                 "provider",
@@ -69,13 +68,13 @@ class ImagenProvider:
             raise refuse("negative_prompt", f"not supported by {model}")
         check_common(request, ASPECT_RATIOS, MAX_IMAGES)
 
-    async def start(self, request: ImageAsk) -> str:
+    async def start(self, request: ImageRequest) -> str:
         """Check the request; the generation itself runs in `follow()` (one call, no operation)."""
         self.validate(request)
         return operation_id(self.name, request.job_id)
 
     async def follow(
-        self, operation_id: str, request: ImageAsk, report: ProgressCallback
+        self, operation_id: str, request: ImageRequest, report: ProgressCallback
     ) -> Sequence[BytesOutput]:
         """Make the images; ProviderError when none came back or the call failed."""
         extra = {"job_id": request.job_id, "operation": operation_id}
