@@ -54,8 +54,8 @@ class GeminiImageProvider:
             raise refuse("model", f"must be a Gemini image model (gemini-…-image…), got {model!r}")
         if request.negative_prompt:
             raise refuse("negative_prompt", "Gemini image models take none; say it in the prompt")
-        if not request.prompt.strip() and not request.images:
-            raise refuse("prompt", "required unless input images are given")
+        # No prompt check: the node is also checked before its upstream prompt or images
+        # are known, and a run with neither fails as input_missing before reaching here.
         if len(request.images) > MAX_INPUT_IMAGES:
             raise refuse("images", f"at most {MAX_INPUT_IMAGES}")
         check_common(request, ASPECT_RATIOS, MAX_IMAGES)

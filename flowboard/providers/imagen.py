@@ -62,8 +62,6 @@ class ImagenProvider:
             raise refuse("model", f"must be an Imagen model (imagen-…), got {model!r}")
         if request.images:
             raise refuse("images", "Imagen generates from text only; edit with gemini_image")
-        if not request.prompt.strip():
-            raise refuse("prompt", "required")
         if request.negative_prompt and not model.startswith(_NEGATIVE_PROMPT_MODELS):
             raise refuse("negative_prompt", f"not supported by {model}")
         check_common(request, ASPECT_RATIOS, MAX_IMAGES)
