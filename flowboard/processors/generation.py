@@ -121,7 +121,9 @@ class _Reporter:
             try:
                 await self.processor.assets.set_fields(self.asset.id, fields)
             except PyMongoError as exc:  # the next report tries again; the job goes on
-                _LOGGER.warning("progress not stored: %s", exc, extra={"asset_id": self.asset.id})
+                # An outage is logged once by the health watcher, not once a report a job.
+                log = _LOGGER.debug if is_outage(exc) else _LOGGER.warning
+                log("progress not stored: %s", exc, extra={"asset_id": self.asset.id})
                 continue
             self.asset = self.asset.model_copy(
                 update={"progress": progress.percent, "progress_estimated": progress.estimated}
@@ -242,7 +244,7 @@ class GenerationProcessor:
         except Exception as exc:
             if not is_outage(exc):
                 raise
-            _LOGGER.warning(
+            _LOGGER.info(
                 "database unavailable; the job resumes when it is back: %s",
                 exc,
                 extra={"asset_id": asset.id, "execution_id": job.execution_id},
