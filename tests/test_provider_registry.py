@@ -28,7 +28,7 @@ def test_builtin_specs_are_found_without_loading_their_sdks() -> None:
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert done.stdout.strip() == '[["comfyui", "local", "veo"], false]'
+    assert done.stdout.strip() == '[["comfyui", "gemini_image", "imagen", "local", "veo"], false]'
 
 
 async def test_enabled_providers_are_built_by_media_kind(tmp_path: Path) -> None:
