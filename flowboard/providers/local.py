@@ -160,14 +160,19 @@ class LocalProvider:
 
 
 def _build(settings: LocalProviderSettings, context: ProviderContext) -> dict[MediaKind, Any]:
-    return {MediaKind.VIDEO: LocalProvider(settings, context.work_dir)}
+    from flowboard.providers.local_image import LocalImageProvider
+
+    return {
+        MediaKind.VIDEO: LocalProvider(settings, context.work_dir),
+        MediaKind.IMAGE: LocalImageProvider(),
+    }
 
 
 SPEC = ProviderSpec(
     name="local",
     settings_model=LocalProviderSettings,
     build=_build,
-    media=frozenset({MediaKind.VIDEO}),
+    media=frozenset({MediaKind.VIDEO, MediaKind.IMAGE}),
 )
 
 __all__ = ["SPEC", "FileOutput", "LocalProvider", "RenderCancelled"]
