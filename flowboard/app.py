@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -32,6 +33,7 @@ from flowboard.keys import (
     DATABASE,
     DATABASE_HEALTH,
     DB_SUPERVISOR,
+    DECODER,
     ENGINE,
     GUARDS,
     HUB,
@@ -111,6 +113,17 @@ async def _canvas_ctx(app: web.Application) -> AsyncIterator[None]:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+
+
+async def _decoder_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Threads decoding uploaded images: a 40-megapixel decode must not stall the loop."""
+    threads = app[SETTINGS].server.decode_threads
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="flowboard-decode")
+    app[DECODER] = pool
+    try:
+        yield
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -269,6 +282,7 @@ def create_app(settings: Settings) -> web.Application:
             _auth_ctx,
             _canvas_ctx,
             _storage_ctx,
+            _decoder_ctx,
             _providers_ctx,
             _mirror_ctx,
             _webhooks_ctx,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -46,3 +47,5 @@ DATABASE_HEALTH: web.AppKey[DatabaseHealth] = web.AppKey("database_health")
 DB_SUPERVISOR: web.AppKey[DatabaseSupervisor | None] = web.AppKey("db_supervisor")
 SPACE: web.AppKey[SpaceGuard] = web.AppKey("space")
 GUARDS: web.AppKey[RouteGuards] = web.AppKey("guards")
+# Threads that decode uploaded images (CPU-heavy, kept off the event loop).
+DECODER: web.AppKey[Executor] = web.AppKey("decoder")

@@ -51,7 +51,7 @@ async def test_one_canvas_patch_per_change_in_order(client: AppClient, sse: Read
     assert [f["event"] for f in frames] == ["CANVAS_PATCH"] * 5
     assert [f["data"]["revision"] for f in frames] == revisions == [2, 3, 4, 5, 6]
     assert [f["data"]["baseRevision"] for f in frames] == [1, 2, 3, 4, 5]
-    assert all(f["data"]["flowId"] == flow_id for f in frames)
+    assert all(f["data"]["id"] == flow_id for f in frames)
     seqs = [int(f["id"].split(".")[1]) for f in frames]
     assert seqs == sorted(seqs) and len(set(seqs)) == 5
     assert [n["id"] for n in frames[0]["data"]["nodes"]] == ["a"]

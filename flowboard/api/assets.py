@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import mimetypes
 import secrets
 from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict
 
 from flowboard.api.bodies import json_answer
 from flowboard.api.endpoint import Endpoint, Param
-from flowboard.api.errors import ApiError
+from flowboard.api.errors import ApiError, error_response
 from flowboard.api.flows import PREFIX
 from flowboard.api.principal import org_id
+from flowboard.api.ranges import ByteRange, RangeNotSatisfiable, requested_range
 from flowboard.assets.model import AssetStatus, AssetType, GeneratedAsset, StorageInfo, Workflow
 from flowboard.ids import new_id, utcnow
-from flowboard.keys import ASSETS, SETTINGS, STORAGE
+from flowboard.keys import ASSETS, DECODER, SETTINGS, STORAGE
 from flowboard.media.sniff import UnsupportedMedia, sniff_image
 from flowboard.storage.base import InvalidKey, ObjectNotFound
 from flowboard.storage.local import LocalStorage
@@ -43,8 +50,10 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 
 async def upload_asset(request: web.Request) -> web.Response:
     data = await _read_upload(request, request.app[SETTINGS].server.max_upload_bytes)
+    max_pixels = request.app[SETTINGS].server.max_image_pixels
+    decode = partial(sniff_image, data, max_pixels)  # size read from the header first
     try:
-        info = sniff_image(data)
+        info = await asyncio.get_running_loop().run_in_executor(request.app[DECODER], decode)
     except UnsupportedMedia as exc:
         raise ApiError(415, "unsupported_media_type", str(exc)) from exc
     asset_id = new_id("asset")
@@ -89,7 +98,40 @@ async def media(request: web.Request) -> web.StreamResponse:
         raise ApiError(404, "not_found", "no such media") from exc
     if not path.is_file():
         raise ApiError(404, "not_found", "no such media")
-    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+    try:
+        wanted = requested_range(request.headers.get(hdrs.RANGE), path.stat().st_size)
+    except RangeNotSatisfiable as exc:
+        headers = {"Content-Range": f"bytes */{exc.size}", **_media_headers(path.name)}
+        return error_response(416, "range_not_satisfiable", str(exc), headers=headers)
+    return _RangedFile(path, wanted, headers=_media_headers(path.name))
+
+
+class _RangedFile(web.FileResponse):
+    """aiohttp's file answer, shown only the one range we accept, in a form it reads right."""
+
+    def __init__(self, path: Path, wanted: ByteRange | None, headers: dict[str, str]) -> None:
+        super().__init__(path, headers=headers)
+        self._wanted = wanted
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        headers = CIMultiDict(request.headers)
+        headers.popall(hdrs.RANGE, None)
+        if self._wanted is not None:
+            headers[hdrs.RANGE] = self._wanted.header()
+        return await super().prepare(request.clone(headers=headers))
+
+
+def _media_headers(name: str) -> dict[str, str]:
+    """Served media is never run nor sniffed as anything else, and opens as media only."""
+    content_type = mimetypes.guess_type(name)[0] or ""
+    name = name.replace('"', "").replace("\\", "")
+    inline = content_type.startswith(("image/", "video/"))
+    return {
+        "Cache-Control": "private, max-age=3600",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Content-Disposition": f'{"inline" if inline else "attachment"}; filename="{name}"',
+    }
 
 
 def endpoints() -> list[Endpoint]:

@@ -43,9 +43,15 @@ async def read_json(request: web.Request) -> Any:
         value = json.loads(raw) if raw else {}
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # the decoder stops itself, deep below the body limit
+        raise _too_deep() from exc
     if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise ApiError(400, "too_deep", f"JSON nesting deeper than {MAX_JSON_DEPTH} levels")
+        raise _too_deep()
     return value
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, "too_deep", f"JSON nesting deeper than {MAX_JSON_DEPTH} levels")
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:

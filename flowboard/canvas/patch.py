@@ -21,7 +21,7 @@ class CanvasPatch(ApiModel):
     has missed something and must reconnect for a SYNC_CANVAS snapshot.
     """
 
-    flow_id: str
+    id: str  # the flow's, as in SYNC_CANVAS
     revision: int
     base_revision: int
     updated_at: datetime
@@ -67,7 +67,7 @@ def diff(before: Flow, after: Flow) -> CanvasPatch:
     nodes, removed_nodes = _changed(before.nodes, after.nodes)
     edges, removed_edges = _changed(before.edges, after.edges)
     return CanvasPatch(
-        flow_id=after.id,
+        id=after.id,
         revision=after.revision,
         base_revision=before.revision,
         updated_at=after.updated_at,
