@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -11,7 +13,8 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, FormData
+from PIL import Image
 
 from flowboard.app import create_app
 from tests.fakes.veo import FakeVeo, Mode, Outcome, Route, Script
@@ -366,3 +369,124 @@ async def test_request_refused_with_400_at_start_is_invalid_request_not_retried(
     assert "HTTP 400 INVALID_ARGUMENT" in task["error"]["message"]
     assert task["attempts"] == 1
     assert fake.count(Route.START) == 1
+
+
+def png_bytes(colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 36), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def upload(client: AppClient, data: bytes) -> str:
+    form = FormData()
+    form.add_field("file", data, filename="frame.png", content_type="image/png")
+    resp = await client.post(f"{API}/assets", data=form)
+    assert resp.status == 201, await resp.text()
+    asset_id: str = (await resp.json())["id"]
+    return asset_id
+
+
+async def interpolation_flow(client: AppClient, **data: Any) -> tuple[dict[str, Any], bytes, bytes]:
+    """An uploaded image wired in as the first frame, another named as the last frame."""
+    first, last = png_bytes((200, 40, 40)), png_bytes((40, 40, 200))
+    first_id, last_id = await upload(client, first), await upload(client, last)
+    video = {**NODE["data"], "lastFrameAssetId": last_id, **data}
+    nodes = [
+        {"id": "img", "type": "asset", "data": {"assetId": first_id}},
+        {"id": "v", "type": "video_gen", "data": video},
+    ]
+    body = {"name": "i", "nodes": nodes, "edges": [{"id": "e", "source": "img", "target": "v"}]}
+    resp = await client.post(f"{API}/flows", json=body)
+    assert resp.status == 201, await resp.text()
+    return await resp.json(), first, last
+
+
+EVERY_PARAMETER = {
+    "model": "veo-3.1-generate-preview",
+    "durationSeconds": 8,
+    "resolution": "1080p",
+    "negativePrompt": "blurry, text",
+    "personGeneration": "allow_adult",
+    "enhancePrompt": False,
+}
+# What each mode puts on the wire for EVERY_PARAMETER (+ seed and audio in vertex mode).
+WIRE = {
+    "gemini": {
+        "durationSeconds": 8, "aspectRatio": "16:9", "resolution": "1080p",
+        "negativePrompt": "blurry, text", "personGeneration": "allow_adult",
+        "enhancePrompt": False,
+    },
+    "vertex": {
+        "durationSeconds": 8, "aspectRatio": "16:9", "resolution": "1080p",
+        "negativePrompt": "blurry, text", "personGeneration": "allow_adult",
+        "enhancePrompt": False, "seed": 4242, "generateAudio": False,
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["gemini", "vertex"])
+async def test_every_parameter_reaches_veo_on_the_wire(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo, mode: str
+) -> None:
+    client = await veo_client(aiohttp_client, make_settings, fake, mode)
+    # The Gemini API takes neither a seed nor an audio switch (refused there, see below).
+    extra = {"seed": 4242, "generateAudio": False} if mode == "vertex" else {}
+    flow, first, last = await interpolation_flow(client, **EVERY_PARAMETER, **extra)
+    resp = await client.post(f"{API}/run-node", json={"flowId": flow["id"], "nodeId": "v"})
+    assert resp.status == 202, await resp.text()
+    done = await wait_execution(client, (await resp.json())["id"])
+
+    assert done["tasks"]["v"]["status"] == "COMPLETED", done
+    [start] = fake.starts
+    assert start.model == "veo-3.1-generate-preview"
+    assert start.body["parameters"] == WIRE[mode]
+    [instance] = start.body["instances"]
+    assert instance["prompt"] == "a lighthouse at dusk"
+    assert base64.b64decode(instance["image"]["bytesBase64Encoded"]) == first
+    assert base64.b64decode(instance["lastFrame"]["bytesBase64Encoded"]) == last
+    assert instance["lastFrame"]["mimeType"] == "image/png"
+
+
+REFUSED = [
+    ("gemini", {"seed": 1}, "seed: supported in vertex mode only"),
+    ("gemini", {"generateAudio": False}, "generate_audio: cannot be turned off"),
+    ("vertex", {"resolution": "1080p", "aspectRatio": "9:16"}, "1080p needs aspect_ratio 16:9"),
+    ("vertex", {"model": "veo-2.0-generate-001", "generateAudio": True, "durationSeconds": 5},
+     "does not generate audio"),
+    ("vertex", {"personGeneration": "everyone"}, "person_generation: must be one of"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("mode", "data", "fragment"), REFUSED)
+async def test_parameter_the_model_refuses_is_422_without_a_call(
+    aiohttp_client: Factory,
+    make_settings: MakeSettings,
+    fake: FakeVeo,
+    mode: str,
+    data: dict[str, Any],
+    fragment: str,
+) -> None:
+    client = await veo_client(aiohttp_client, make_settings, fake, mode)
+    node = {**NODE, "data": {**NODE["data"], **data}}
+    flow = await (await client.post(f"{API}/flows", json={"name": "x", "nodes": [node]})).json()
+    resp = await client.post(f"{API}/run-node", json={"flowId": flow["id"], "nodeId": "v"})
+    assert resp.status == 422, await resp.text()
+    error = (await resp.json())["error"]
+    assert error["code"] == "invalid_request" and fragment in error["message"]
+    assert fake.count() == 0
+
+
+async def test_last_frame_on_a_model_without_interpolation_fails_before_any_call(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo
+) -> None:
+    client = await veo_client(aiohttp_client, make_settings, fake, "vertex")
+    # veo-3.0 takes no last frame; the frame is resolved at run time, so the job fails.
+    flow, _, _ = await interpolation_flow(client, model="veo-3.0-generate-001")
+    resp = await client.post(f"{API}/run-node", json={"flowId": flow["id"], "nodeId": "v"})
+    assert resp.status == 202, await resp.text()
+    done = await wait_execution(client, (await resp.json())["id"])
+    task = done["tasks"]["v"]
+    assert task["status"] == "FAILED"
+    assert task["error"]["code"] == "invalid_request"
+    assert "last_frame: not supported by veo-3.0-generate-001" in task["error"]["message"]
+    assert fake.count() == 0
