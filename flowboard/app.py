@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from flowboard.api.auth import AccessRules, auth_middleware
+from flowboard.api.auth import ACCESS, AccessRules, auth_middleware
 from flowboard.api.errors import error_middleware
-from flowboard.api.guards import RouteGuards, database_middleware, space_middleware
-from flowboard.api.ratelimit import RateLimiter, ratelimit_middleware
+from flowboard.api.guards import GUARDS, RouteGuards, database_middleware, space_middleware
+from flowboard.api.ratelimit import RATE_LIMITS, RateLimiter, ratelimit_middleware
 from flowboard.api.routes import setup_routes
 from flowboard.auth.service import Authenticator
 from flowboard.canvas.limits import FlowLimits
@@ -25,7 +25,6 @@ from flowboard.db.outage import DatabaseHealth, watching
 from flowboard.events.bus import EventBus
 from flowboard.execution.engine import ExecutionEngine
 from flowboard.keys import (
-    ACCESS,
     ASSETS,
     AUTH,
     BUS,
@@ -35,12 +34,10 @@ from flowboard.keys import (
     DB_SUPERVISOR,
     DECODER,
     ENGINE,
-    GUARDS,
     HUB,
     METRICS,
     MIRROR,
     PROVIDERS,
-    RATE_LIMITS,
     SETTINGS,
     SPACE,
     STORAGE,
@@ -58,6 +55,7 @@ from flowboard.store.executions import ExecutionStore
 from flowboard.store.flows import FlowStore
 from flowboard.store.tokens import TokenStore
 from flowboard.streams.hub import StreamHub
+from flowboard.tasks import cancel_and_wait
 from flowboard.webhooks.service import open_webhooks
 
 _LOGGER = logging.getLogger(__name__)
@@ -110,9 +108,7 @@ async def _canvas_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        await cancel_and_wait({sweeper}, "stream sweeper")
 
 
 async def _decoder_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -193,7 +189,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         work_dir=settings.data_path / "tmp",
         kinds=generation_types(),
     )
-    generation.on_retry = lambda node_type: app[METRICS].retried.labels(node_type).inc()
+    generation.on_retry = lambda node_type: app[METRICS].provider_retries.labels(node_type).inc()
     for node_type in generation.kinds:
         engine.processors[node_type] = generation
     bus.register(engine)
@@ -224,15 +220,13 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         unsubscribe()
         for timer in timers:
             timer.cancel()
-        reaper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reaper
+        await cancel_and_wait({reaper}, "reaper")
         await engine.runner.shutdown(settings.server.shutdown_grace_seconds)
         await bus.close(timeout=5.0)
 
 
 async def _reap(engine: ExecutionEngine, every: float, wake: asyncio.Event) -> None:
-    """Periodically (or when woken) re-drive or end running tasks that lost their job."""
+    """Periodically (or when woken) re-drive running tasks that lost their job."""
     failing = False
     while True:
         with contextlib.suppress(TimeoutError):

@@ -43,3 +43,20 @@ class InvalidRequest(CodedError):
 
     def __init__(self, message: str, code: ErrorCode = ErrorCode.INVALID_REQUEST) -> None:
         super().__init__(code, message)
+
+
+class StaleWrite(Exception):
+    """A compare-and-swap write lost: the record changed since it was read.
+
+    Raised when another writer (another process on the same database) changed the
+    record underneath: the change that was being written is dropped, not merged.
+    """
+
+    def __init__(self, collection: str, record_id: str, expected_version: int) -> None:
+        super().__init__(
+            f"{collection} {record_id} is no longer at version {expected_version}: "
+            "changed by another writer"
+        )
+        self.collection = collection
+        self.record_id = record_id
+        self.expected_version = expected_version

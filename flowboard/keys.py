@@ -1,4 +1,9 @@
-"""Typed keys for the services kept on the aiohttp Application."""
+"""Typed keys for the services kept on the aiohttp Application.
+
+Only services of the layers below the API are named here; the API's own (access
+rules, rate limits, route guards) are declared beside their classes in `api/`, so
+this module never imports the layer that imports it.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from flowboard.api.auth import AccessRules
-    from flowboard.api.guards import RouteGuards
-    from flowboard.api.ratelimit import RateLimiter
     from flowboard.auth.service import Authenticator
     from flowboard.canvas.service import CanvasService
     from flowboard.config import Settings
@@ -40,12 +42,9 @@ ENGINE: web.AppKey[ExecutionEngine] = web.AppKey("engine")
 MIRROR: web.AppKey[FirestoreMirror | None] = web.AppKey("mirror")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
-ACCESS: web.AppKey[AccessRules] = web.AppKey("access")
 WEBHOOKS: web.AppKey[WebhookService] = web.AppKey("webhooks")
-RATE_LIMITS: web.AppKey[RateLimiter] = web.AppKey("rate_limits")
 DATABASE_HEALTH: web.AppKey[DatabaseHealth] = web.AppKey("database_health")
 DB_SUPERVISOR: web.AppKey[DatabaseSupervisor | None] = web.AppKey("db_supervisor")
 SPACE: web.AppKey[SpaceGuard] = web.AppKey("space")
-GUARDS: web.AppKey[RouteGuards] = web.AppKey("guards")
 # Threads that decode uploaded images (CPU-heavy, kept off the event loop).
 DECODER: web.AppKey[Executor] = web.AppKey("decoder")

@@ -25,9 +25,19 @@ class Metrics:
         self.completed = _counter(r, "flowboard_jobs_completed", "Node runs completed")
         self.failed = _counter(r, "flowboard_jobs_failed", "Node runs failed")
         self.cancelled = _counter(r, "flowboard_jobs_cancelled", "Node runs cancelled")
-        self.retried = _counter(r, "flowboard_jobs_retried", "Provider calls retried")
+        # A user's retry (POST .../retry) is a new run of a node; a provider retry is one
+        # more call inside the same run after a transient error: two counters, two names.
+        self.user_retries = _counter(
+            r, "flowboard_jobs_retried_by_user", "Node runs started again by a user's retry"
+        )
+        self.provider_retries = _counter(
+            r, "flowboard_provider_calls_retried", "Provider calls retried after a transient error"
+        )
         self.resumed = _counter(r, "flowboard_jobs_resumed", "Node runs resumed after start-up")
-        self.reaped = _counter(r, "flowboard_jobs_reaped", "Node runs ended by the reaper")
+        # The reaper re-drives a running task whose job was lost (it does not end it).
+        self.redriven = _counter(
+            r, "flowboard_jobs_redriven", "Running node runs re-driven by the reaper"
+        )
         self.sse_subscribers = Gauge("flowboard_sse_subscribers", "Open event streams", registry=r)
 
     def transition(self, node_type: str, before: TaskStatus, after: TaskStatus) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from itertools import pairwise
+
+import pytest
 
 from flowboard.events.bus import EventBus
 from flowboard.events.types import AssetUpdated, HandlerFailed
@@ -96,3 +99,38 @@ async def test_a_failing_handler_does_not_hold_up_another() -> None:
     assert not delivery.done()
     await delivery
     assert len(failing.calls) == 3
+
+
+async def test_a_handler_that_gives_up_logs_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await _deliver_to_flaky(failures=5, attempts=2)
+    [record] = [r for r in caplog.records if r.getMessage().startswith("event handler gave up")]
+    assert record.levelno == logging.WARNING and record.exc_info is not None
+    error = record.exc_info[1]
+    assert isinstance(error, RuntimeError) and str(error) == "failure 2"
+    assert record.__dict__["handler"] == "Flaky" and record.__dict__["event"] == "asset.updated"
+
+
+async def test_close_bounds_handlers_that_ignore_cancellation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = EventBus(attempts=1)
+    release = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def stubborn(event: AssetUpdated) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            await release.wait()  # swallows the cancellation until released
+
+    bus.listen(AssetUpdated.EVENT, stubborn)
+    bus.publish(_event())
+    await asyncio.sleep(0)
+    await bus.close(timeout=0.05)  # returns although the handler is still unwinding
+    assert cancelled.is_set() and not release.is_set()
+    assert any("event handler did not stop" in r.getMessage() for r in caplog.records)
+    release.set()
+    await asyncio.sleep(0)

@@ -136,7 +136,7 @@ async def test_reaper_redrives_a_processing_task_without_a_job(
     assert done["status"] == "COMPLETED" and done["tasks"]["v"]["progress"] == 100
     await wait_asset(client, asset_id, "COMPLETED")
     metrics = await (await client.get("/metrics")).text()
-    assert 'flowboard_jobs_reaped_total{node_type="video_gen"} 1.0' in metrics
+    assert 'flowboard_jobs_redriven_total{node_type="video_gen"} 1.0' in metrics
 
 
 async def test_retry_reruns_failed_nodes_and_reuses_completed(client: AppClient) -> None:

@@ -15,7 +15,7 @@ from flowboard.api.principal import ORG_KEY, PRINCIPAL_KEY
 from flowboard.auth.identity import IdentityUnavailable, Principal, Unauthenticated
 from flowboard.canvas.model import DEFAULT_ORG
 from flowboard.config import AuthSettings
-from flowboard.keys import ACCESS, AUTH, SETTINGS
+from flowboard.keys import AUTH, SETTINGS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -38,6 +38,9 @@ class AccessRules:
             if ep.public and (settings.metrics_public or ep.handler is not metrics_handler)
         }
         return cls(frozenset(public), frozenset(ep.handler for ep in items if ep.accepts_ticket))
+
+
+ACCESS: web.AppKey[AccessRules] = web.AppKey("access")
 
 
 def _bearer(header: str) -> str:

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from flowboard.api.endpoint import Endpoint, Handler
 from flowboard.db.outage import DatabaseDown
-from flowboard.keys import DATABASE_HEALTH, GUARDS, SPACE
+from flowboard.keys import DATABASE_HEALTH, SPACE
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class RouteGuards:
             frozenset(ep.handler for ep in listed if ep.database),
             frozenset(ep.handler for ep in listed if ep.needs_space),
         )
+
+
+GUARDS: web.AppKey[RouteGuards] = web.AppKey("guards")
 
 
 @web.middleware

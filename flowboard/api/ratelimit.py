@@ -16,7 +16,6 @@ from flowboard.api.errors import error_response
 from flowboard.api.principal import PRINCIPAL_KEY
 from flowboard.auth.identity import Principal
 from flowboard.config import RateLimitSettings
-from flowboard.keys import RATE_LIMITS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -99,6 +98,9 @@ class RateLimiter:
             if now - oldest.stamp < self._idle and len(self._buckets) <= self._max:
                 return
             self._buckets.popitem(last=False)
+
+
+RATE_LIMITS: web.AppKey[RateLimiter] = web.AppKey("rate_limits")
 
 
 def retry_after(wait: float) -> int:

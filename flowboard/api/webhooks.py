@@ -14,11 +14,11 @@ from flowboard.api.flows import PREFIX
 from flowboard.api.principal import org_id
 from flowboard.ids import Id
 from flowboard.keys import ASSETS, BUS, CANVAS, WEBHOOKS
+from flowboard.models.webhooks import DeliveryInfo, Subscription, SubscriptionInfo, WebhookEvent
 from flowboard.net.ssrf import FetchFailed
 from flowboard.schema import ApiModel
 from flowboard.webhooks import signing
 from flowboard.webhooks.inbound import AssetReport, InboundAck, UnknownAsset
-from flowboard.webhooks.models import DeliveryInfo, Subscription, SubscriptionInfo, WebhookEvent
 from flowboard.webhooks.signing import InvalidSignature
 
 _LOGGER = logging.getLogger(__name__)

@@ -7,17 +7,12 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
-
-from pydantic import Field
+from datetime import timedelta
 
 from flowboard.auth.identity import Method, Principal, Unauthenticated
-from flowboard.ids import Id, new_id, utcnow
-from flowboard.schema import ApiModel
-
-if TYPE_CHECKING:
-    from flowboard.store.tokens import TokenStore
+from flowboard.ids import new_id, utcnow
+from flowboard.models.tokens import ApiToken
+from flowboard.store.tokens import TokenStore
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -25,22 +20,6 @@ TOKEN_PREFIX = "fb_"
 _TOKEN_SHAPE = re.compile(r"^fb_[A-Za-z0-9_-]{32,128}$")
 # lastUsedAt is a hint for people auditing tokens: one write a minute per token is enough.
 TOUCH_EVERY = timedelta(minutes=1)
-
-
-class ApiToken(ApiModel):
-    """A stored token: who it speaks for, never its plain text."""
-
-    id: Id
-    org_id: Id
-    name: str = Field(min_length=1, max_length=200)
-    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    created_at: datetime
-    revoked_at: datetime | None = None
-    last_used_at: datetime | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ import asyncio
 import re
 import sys
 
-from flowboard.auth.tokens import ApiToken, TokenService
+from flowboard.auth.tokens import TokenService
 from flowboard.config import Settings
+from flowboard.models.tokens import ApiToken
 
 TOKEN_COLUMNS = ("id", "org", "name", "created", "last_used", "state")
 

@@ -18,6 +18,7 @@ from pyee import EventEmitter
 from tenacity import AsyncRetrying, RetryError, stop_after_attempt, wait_exponential
 
 from flowboard.events.types import EVENT_TYPES, Event, HandlerFailed
+from flowboard.tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -109,13 +110,11 @@ class EventBus:
         return True
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Let handlers finish within the timeout, then cancel the rest."""
+        """Let handlers finish within the timeout, then cancel the rest (bounded again)."""
         if not await self.drain(timeout):
             _LOGGER.warning("cancelling event handlers", extra={"count": len(self._tasks)})
-        tasks = set(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Cancelled handlers get a deadline too: one stuck in a finally must not hold shutdown.
+        await cancel_and_wait(set(self._tasks), "event handler", timeout)
         self._emitter.remove_all_listeners()
 
     def _spawn(self, coro: Awaitable[None], name: str) -> None:
@@ -168,9 +167,11 @@ class EventBus:
     def _gave_up(
         self, name: str, event: Event, error: BaseException | None
     ) -> HandlerFailed | None:
+        # The traceback is the only trace of why: a HandlerFailed carries just its text.
         _LOGGER.warning(
             "event handler gave up: %s",
             error,
+            exc_info=error,
             extra={"handler": name, "event": event.EVENT, "attempts": self.attempts},
         )
         if isinstance(event, HandlerFailed):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from flowboard.canvas.model import Flow
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
-from flowboard.errors import ErrorCode, InvalidRequest
+from flowboard.errors import ErrorCode, InvalidRequest, StaleWrite
 from flowboard.events.bus import EventBus, on
 from flowboard.events.types import AssetUpdated, ExecutionUpdated, HandlerFailed
 from flowboard.execution.changes import TaskChange, apply_change
@@ -227,7 +227,7 @@ class ExecutionEngine:
                 # Written by someone else (another process on this database): never by us,
                 # as we hold the lock. Forget our copy; the caller's change is dropped.
                 self._live.pop(execution_id, None)
-                raise RuntimeError(f"execution {execution_id} changed underneath its lock")
+                raise StaleWrite("execution", execution_id, current.version)
             self._remember(changed)
         self._publish(changed)
         before, after = current.tasks[node_id].status, changed.tasks[node_id].status
@@ -399,12 +399,12 @@ class ExecutionEngine:
         if not plan:
             raise NotRunnable("the nodes to retry are no longer on the canvas")
         for node_id in plan:
-            self.metrics.retried.labels(previous.tasks[node_id].node_type).inc()
+            self.metrics.user_retries.labels(previous.tasks[node_id].node_type).inc()
         return await self._create(org_id, flow, ExecutionKind.RETRY, plan, None, execution_id)
 
     async def reap(self) -> int:
-        """End or re-drive PROCESSING tasks that no job of this process is running."""
-        reaped = 0
+        """Re-drive PROCESSING tasks that no job of this process runs; return how many."""
+        redriven = 0
         for execution_id in await self.store.active_ids():
             live = self._live.get(execution_id)
             if live is not None and not self._orphans(live) and not self._startable(live):
@@ -413,10 +413,10 @@ class ExecutionEngine:
             if execution is not None:
                 if live is not None and live.version != execution.version:
                     self._live.pop(execution_id, None)  # a write whose answer was lost
-                reaped += await self._redrive(execution)
+                redriven += await self._redrive(execution)
                 # A start or an end that a database outage interrupted is made again.
                 await self._schedule(execution_id)
-        return reaped
+        return redriven
 
     async def _redrive(self, execution: Execution) -> int:
         """Resume the orphaned tasks of one execution; return how many."""
@@ -426,7 +426,7 @@ class ExecutionEngine:
             job = await self._job(execution, node_id)
             if job is not None and task.output_asset_id:
                 await self.processors[job.node.type].resume(job, task.output_asset_id)
-                self.metrics.reaped.labels(task.node_type).inc()
+                self.metrics.redriven.labels(task.node_type).inc()
                 redriven += 1
         return redriven
 

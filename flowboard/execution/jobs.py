@@ -11,6 +11,13 @@ from typing import Any
 _LOGGER = logging.getLogger(__name__)
 
 
+def _job_ids(key: str) -> dict[str, str]:
+    """The ids a job's key names (execution id : node id [: step])."""
+    execution_id, _, rest = key.partition(":")
+    node_id, _, step = rest.partition(":")
+    return {"job": key, "execution_id": execution_id, "node_id": node_id, "step": step}
+
+
 @dataclass
 class JobRunner:
     """Keeps every background job of the process by key (execution id : node id)."""
@@ -33,6 +40,12 @@ class JobRunner:
         if self._tasks.get(key) is task:
             del self._tasks[key]
             self._cancel_requested.discard(key)
+        if task.cancelled():
+            return
+        error = task.exception()  # retrieved here, so asyncio never reports it at GC
+        if error is not None:
+            # A job handles every failure it expects; anything else would vanish unseen.
+            _LOGGER.error("job crashed: %s", error, exc_info=error, extra=_job_ids(key))
 
     def running(self, key: str) -> bool:
         return key in self._tasks

@@ -62,6 +62,7 @@ from flowboard.providers.spec import AnyProvider
 from flowboard.storage.base import Storage, StorageError
 from flowboard.storage.space import is_storage_full
 from flowboard.store.assets import AssetStore
+from flowboard.tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -135,11 +136,12 @@ class _Reporter:
         if self._writer is not None:
             await self._writer
 
-    def close(self) -> None:
-        """The job ended: progress not yet stored no longer matters."""
+    async def close(self) -> None:
+        """The job ended: progress not yet stored no longer matters; stop its writer."""
         self._waiting = None
-        if self._writer is not None and not self._writer.done():
-            self._writer.cancel()
+        if self._writer is not None:
+            # Awaited, so no write of this job can land after its final one.
+            await cancel_and_wait({self._writer}, f"progress writer of {self.asset.id}")
 
 
 @dataclass
@@ -337,7 +339,7 @@ class GenerationProcessor:
                 stored = await self._with_retries(job, asset, follow_and_store)
                 await reporter.flush()  # progress events before the completion's
             finally:
-                reporter.close()
+                await reporter.close()
                 self._operations.pop(asset.id, None)
         fields: dict[str, Any] = {
             "status": AssetStatus.COMPLETED.value,

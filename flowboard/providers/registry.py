@@ -23,7 +23,7 @@ from typing import Any, cast
 from flowboard.config import ConfigError, Settings
 from flowboard.providers.base import (
     ImageProvider,
-    InvalidVideoRequest,
+    InvalidProviderRequest,
     MediaKind,
     VideoProvider,
 )
@@ -34,7 +34,7 @@ _DECLARES_SPEC = re.compile(r"^SPEC\s*[:=]", re.MULTILINE)
 _PACKAGE = "flowboard.providers"
 
 
-class UnknownProvider(InvalidVideoRequest):
+class UnknownProvider(InvalidProviderRequest):
     """A node names a provider that does not exist, is not configured, or lacks the kind."""
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from pymongo import ASCENDING
 
-from flowboard.auth.tokens import ApiToken
 from flowboard.db.database import Database
 from flowboard.db.documents import from_doc, to_doc
+from flowboard.models.tokens import ApiToken
 
 
 @dataclass

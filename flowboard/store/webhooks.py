@@ -13,7 +13,7 @@ from pymongo.errors import DuplicateKeyError
 from flowboard.db.database import Database, Document
 from flowboard.db.documents import from_doc, to_doc
 from flowboard.ids import utcnow
-from flowboard.webhooks.models import Attempt, Delivery, DeliveryStatus, Subscription
+from flowboard.models.webhooks import Attempt, Delivery, DeliveryStatus, Subscription
 
 SUBSCRIPTIONS = "webhook_subscriptions"
 DELIVERIES = "webhook_deliveries"

@@ -22,10 +22,11 @@ from pymongo.errors import PyMongoError
 
 from flowboard.config import WebhooksSettings
 from flowboard.ids import utcnow
+from flowboard.models.webhooks import Attempt, Delivery, DeliveryStatus, Subscription
 from flowboard.net.ssrf import AllowList, OutboundError, Resolve, UnsafeUrl, safe_request
 from flowboard.store.webhooks import WebhookStore
+from flowboard.tasks import cancel_and_wait
 from flowboard.webhooks import signing
-from flowboard.webhooks.models import Attempt, Delivery, DeliveryStatus, Subscription
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -72,9 +73,8 @@ class DeliveryWorker:
         _, pending = await asyncio.wait({task}, timeout=grace)
         if pending:
             _LOGGER.info("cancelling webhook deliveries in flight")
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Cancelled attempts release their claim (a database write): bounded too.
+            await cancel_and_wait(pending, "webhook delivery worker")
 
     async def _run(self) -> None:
         failing = False

@@ -13,8 +13,8 @@ from flowboard.assets.model import AssetStatus
 from flowboard.events.bus import on
 from flowboard.events.types import AssetUpdated, ExecutionUpdated
 from flowboard.ids import new_id, utcnow
+from flowboard.models.webhooks import EXECUTION_EVENTS, Delivery, Subscription, WebhookEvent
 from flowboard.store.webhooks import WebhookStore
-from flowboard.webhooks.models import EXECUTION_EVENTS, Delivery, Subscription, WebhookEvent
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from flowboard.config import Settings
 from flowboard.db.database import Database
 from flowboard.ids import new_id, utcnow
+from flowboard.models.webhooks import Delivery, Subscription, WebhookEvent
 from flowboard.net.ssrf import AllowList, Resolve, check_url
 from flowboard.store.webhooks import WebhookStore
 from flowboard.webhooks import signing
 from flowboard.webhooks.delivery import DeliveryWorker
 from flowboard.webhooks.inbound import InboundWebhooks
-from flowboard.webhooks.models import Delivery, Subscription, WebhookEvent
 from flowboard.webhooks.outbox import WebhookOutbox
 
 _LOGGER = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Stored records shared by a service and its store (no Flowboard imports but `schema`, `ids`)."""
