@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from flowboard import __version__, runfiles
-from flowboard.commands import tokens
+from flowboard.commands import run, tokens
 from flowboard.config import ConfigError, Settings, config_path, load_settings
 from flowboard.log import configure_logging
 from flowboard.providers.comfyui_workflow import check_settings
@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
     tokens.add_parser(commands)
+    run.add_parser(commands)
     commands.add_parser("schema", help="print the JSON Schema of flow files (flowboard.flow/v1)")
     return parser
 
@@ -180,8 +181,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
-    configure_logging(settings.logging.level, settings.logging.format)
+    level = settings.logging.level
+    if args.command == "run" and level in ("DEBUG", "INFO"):
+        level = "WARNING"  # the progress bars are the output; a local service stays quiet
+    configure_logging(level, settings.logging.format)
     try:
+        if args.command == "run":
+            return run.run(settings, args)
         if args.command == "token":
             return tokens.run(settings, args)
         if args.command == "schema":
