@@ -108,6 +108,18 @@ def _operation(ep: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
     return op
 
 
+def _node_types(refs: dict[Any, Any]) -> dict[str, Any]:
+    """Each node type's data schema and whether it runs (the canvas page builds its forms)."""
+    return {
+        name: {
+            "data": _ref(refs, t.data_model, "validation"),
+            "runnable": t.runnable,
+            "media": t.generation.media.value if t.generation is not None else None,
+        }
+        for name, t in sorted(NODE_TYPES.items())
+    }
+
+
 def build_openapi(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     refs, components = _schemas(endpoints)
     paths: dict[str, dict[str, Any]] = {}
@@ -123,6 +135,7 @@ def build_openapi(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
+        "x-node-types": _node_types(refs),
     }
 
 

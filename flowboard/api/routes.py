@@ -6,6 +6,7 @@ from aiohttp import web
 
 from flowboard.api import (
     assets,
+    canvas_page,
     executions,
     flow_transfer,
     flows,
@@ -34,5 +35,7 @@ def all_endpoints() -> list[Endpoint]:
 def setup_routes(app: web.Application) -> list[Endpoint]:
     endpoints = [*all_endpoints(), OPENAPI_ENDPOINT]
     app[OPENAPI_DOCUMENT] = build_openapi(endpoints)
+    # the canvas page (GET /, /web/*) is public and not part of the API document
+    endpoints += canvas_page.endpoints()
     app.router.add_routes([ep.route() for ep in endpoints])
     return endpoints
