@@ -24,6 +24,7 @@ from flowboard.db.lifecycle import open_supervised
 from flowboard.db.outage import DatabaseHealth, watching
 from flowboard.events.bus import EventBus
 from flowboard.execution.engine import ExecutionEngine
+from flowboard.execution.reuse import Reuse
 from flowboard.keys import (
     ASSETS,
     AUTH,
@@ -188,6 +189,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         settings=settings.execution,
         work_dir=settings.data_path / "tmp",
         kinds=generation_types(),
+        reuse=Reuse(assets),
     )
     generation.on_retry = lambda node_type: app[METRICS].provider_retries.labels(node_type).inc()
     for node_type in generation.kinds:

@@ -22,10 +22,15 @@ class RunNodeRequest(ApiModel):
     flow_id: Id
     node_id: Id
     client_request_id: str | None = Field(default=None, min_length=1, max_length=128)
+    # Another take by default; true: end at once with an unchanged earlier result.
+    reuse: bool = False
 
 
 class RunFlowRequest(ApiModel):
     client_request_id: str | None = Field(default=None, min_length=1, max_length=128)
+    force: bool = False  # regenerate every node instead of reusing unchanged results
+    # Run only these nodes and what they need (their runnable ancestors).
+    targets: list[Id] | None = Field(default=None, min_length=1, max_length=1000)
 
 
 class CancelRequest(ApiModel):
@@ -46,7 +51,11 @@ def _request_id(request: web.Request, body_value: str | None) -> str | None:
 async def run_node(request: web.Request) -> web.Response:
     body = await read_model(request, RunNodeRequest)
     execution = await request.app[ENGINE].run_node(
-        org_id(request), body.flow_id, body.node_id, _request_id(request, body.client_request_id)
+        org_id(request),
+        body.flow_id,
+        body.node_id,
+        _request_id(request, body.client_request_id),
+        reuse=body.reuse,
     )
     return json_answer(execution, 202)
 
@@ -54,7 +63,11 @@ async def run_node(request: web.Request) -> web.Response:
 async def run_flow(request: web.Request) -> web.Response:
     body = await read_model(request, RunFlowRequest) if request.can_read_body else RunFlowRequest()
     execution = await request.app[ENGINE].run_flow(
-        org_id(request), request.match_info["flowId"], _request_id(request, body.client_request_id)
+        org_id(request),
+        request.match_info["flowId"],
+        _request_id(request, body.client_request_id),
+        force=body.force,
+        targets=body.targets,
     )
     return json_answer(execution, 202)
 

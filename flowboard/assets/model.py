@@ -91,6 +91,7 @@ class GeneratedAsset(ApiModel):
     poster_url: str | None = None
     media: MediaInfo | None = None  # a video's real size, rate, duration, frames
     storage_prefix: str | None = None
+    content_key: str | None = None  # execution/content_key.py: what this take depends on
     error: AssetError | None = None
     created_at: datetime
     updated_at: datetime

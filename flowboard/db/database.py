@@ -76,6 +76,15 @@ class Database:
         )
         await self.assets.create_index([("executionId", ASCENDING), ("nodeId", ASCENDING)])
         await self.assets.create_index([("status", ASCENDING)])
+        await self.assets.create_index(  # reuse of unchanged results (execution/reuse.py)
+            [
+                ("orgId", ASCENDING),
+                ("flowId", ASCENDING),
+                ("nodeId", ASCENDING),
+                ("contentKey", ASCENDING),
+                ("updatedAt", DESCENDING),
+            ]
+        )
         await self.tokens.create_index([("hash", ASCENDING)], unique=True)
         await self.tokens.create_index([("orgId", ASCENDING), ("createdAt", ASCENDING)])
 

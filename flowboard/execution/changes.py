@@ -20,6 +20,8 @@ class TaskChange:
     output_url: str | None = None
     error: TaskError | None = None
     add_attempt: bool = False
+    cached: bool | None = None
+    content_key: str | None = None
 
 
 def _progress(task: Task, change: TaskChange, status: TaskStatus) -> float:
@@ -50,6 +52,8 @@ def apply_change(execution: Execution, node_id: str, change: TaskChange) -> Exec
         "output_url": change.output_url or task.output_url,
         "error": change.error or task.error,
         "attempts": task.attempts + (1 if change.add_attempt else 0),
+        "cached": task.cached if change.cached is None else change.cached,
+        "content_key": change.content_key or task.content_key,
         "updated_at": now,
         "started_at": task.started_at or (now if status is TaskStatus.PROCESSING else None),
         "finished_at": now if status.terminal else None,

@@ -29,6 +29,7 @@ from flowboard.execution.model import (
     TaskStatus,
 )
 from flowboard.execution.plan import flow_plan, is_runnable
+from flowboard.execution.targets import restrict
 from flowboard.ids import new_id, utcnow
 from flowboard.keyed_lock import KeyedLock
 from flowboard.metrics import Metrics
@@ -74,7 +75,12 @@ class ExecutionEngine:
     # -- starting runs -------------------------------------------------------------
 
     async def run_node(
-        self, org_id: str, flow_id: str, node_id: str, client_request_id: str | None
+        self,
+        org_id: str,
+        flow_id: str,
+        node_id: str,
+        client_request_id: str | None,
+        reuse: bool = False,
     ) -> Execution:
         flow = await self.canvas.get(org_id, flow_id)
         node = flow.node(node_id)
@@ -83,16 +89,28 @@ class ExecutionEngine:
             raise NotRunnable(f"node {node_id!r} {kind}")
         await self._check(flow, [node_id])
         return await self._create(
-            org_id, flow, ExecutionKind.NODE, {node_id: []}, client_request_id
+            org_id, flow, ExecutionKind.NODE, {node_id: []}, client_request_id, reuse=reuse
         )
 
-    async def run_flow(self, org_id: str, flow_id: str, client_request_id: str | None) -> Execution:
+    async def run_flow(
+        self,
+        org_id: str,
+        flow_id: str,
+        client_request_id: str | None,
+        force: bool = False,
+        targets: list[str] | None = None,
+    ) -> Execution:
+        """Run the flow (or only `targets` and what they need); reuse unless `force`."""
         flow = await self.canvas.get(org_id, flow_id)
         plan = flow_plan(flow)
         if not plan:
             raise NotRunnable(f"flow {flow_id!r} has no runnable node")
+        if targets:
+            plan = restrict(plan, targets)
         await self._check(flow, list(plan))
-        return await self._create(org_id, flow, ExecutionKind.FLOW, plan, client_request_id)
+        return await self._create(
+            org_id, flow, ExecutionKind.FLOW, plan, client_request_id, reuse=not force
+        )
 
     async def _check(self, flow: Flow, node_ids: list[str]) -> None:
         """Let each node's processor refuse what cannot run (a 422 before anything starts)."""
@@ -109,6 +127,7 @@ class ExecutionEngine:
         plan: dict[str, list[str]],
         client_request_id: str | None,
         retry_of: str | None = None,
+        reuse: bool = False,
     ) -> Execution:
         since = utcnow() - IDEMPOTENCY_WINDOW
         if client_request_id:
@@ -116,8 +135,7 @@ class ExecutionEngine:
             if existing is not None:
                 return existing
         execution = self._new_execution(org_id, flow, kind, plan, client_request_id)
-        if retry_of:
-            execution = execution.model_copy(update={"retry_of": retry_of})
+        execution = execution.model_copy(update={"retry_of": retry_of, "reuse": reuse})
         # The first tasks are written already PROCESSING, in the execution's one insert.
         launches: list[Launch] = []
         for node_id in self._startable(execution):
@@ -150,7 +168,7 @@ class ExecutionEngine:
         """The execution with this task started (or FAILED if it cannot start)."""
         node = flow.node(node_id)
         assert node is not None  # plans are made from this flow
-        job = Job(execution.org_id, execution.id, flow, node)
+        job = Job(execution.org_id, execution.id, flow, node, execution.reuse)
         try:
             launch = await self.processors[node.type].prepare(job)
         except InvalidRequest as exc:
@@ -352,7 +370,7 @@ class ExecutionEngine:
         if flow is None or node is None:
             await self._fail_later(execution.id, node_id, "node_removed", "node was removed")
             return None
-        return Job(execution.org_id, execution.id, flow, node)
+        return Job(execution.org_id, execution.id, flow, node, execution.reuse)
 
     async def _fail_later(self, execution_id: str, node_id: str, code: str, message: str) -> None:
         change = TaskChange(status=TaskStatus.FAILED, error=TaskError(code=code, message=message))
@@ -400,7 +418,9 @@ class ExecutionEngine:
             raise NotRunnable("the nodes to retry are no longer on the canvas")
         for node_id in plan:
             self.metrics.user_retries.labels(previous.tasks[node_id].node_type).inc()
-        return await self._create(org_id, flow, ExecutionKind.RETRY, plan, None, execution_id)
+        return await self._create(
+            org_id, flow, ExecutionKind.RETRY, plan, None, execution_id, previous.reuse
+        )
 
     async def reap(self) -> int:
         """Re-drive PROCESSING tasks that no job of this process runs; return how many."""

@@ -29,7 +29,10 @@ TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCEL
 ACTIVE = frozenset({TaskStatus.PENDING, TaskStatus.PROCESSING})
 
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.PENDING: frozenset({TaskStatus.PROCESSING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    # PENDING -> COMPLETED: a task that reused an unchanged result (execution/reuse.py).
+    TaskStatus.PENDING: frozenset(
+        {TaskStatus.PROCESSING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+    ),
     TaskStatus.PROCESSING: frozenset(
         {TaskStatus.PROCESSING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
     ),
@@ -59,6 +62,8 @@ class Task(ApiModel):
     progress: 0-100; estimated when the provider reports none.
     output_asset_id: the GeneratedAsset the run produced (or is producing).
     attempts: provider submissions made for this task (retries included).
+    cached: the task reused an unchanged result (no provider was asked).
+    content_key: what the output depends on, hashed (execution/content_key.py).
     """
 
     node_id: str
@@ -71,6 +76,8 @@ class Task(ApiModel):
     output_url: str | None = None
     error: TaskError | None = None
     attempts: int = 0
+    cached: bool = False
+    content_key: str | None = None
     depends_on: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
@@ -97,6 +104,7 @@ class Execution(ApiModel):
     tasks: dict[str, Task]
     client_request_id: str | None = None
     retry_of: str | None = None
+    reuse: bool = False  # tasks may reuse unchanged results (execution/reuse.py)
     version: int = 0
     created_at: datetime
     updated_at: datetime

@@ -13,12 +13,16 @@ from flowboard.execution.model import Execution, TaskStatus
 
 @dataclass(frozen=True)
 class Job:
-    """One node run: the flow as it was when the run started, and where to report."""
+    """One node run: the flow as it was when the run started, and where to report.
+
+    reuse: the run may end at once with an unchanged earlier result (execution/reuse.py).
+    """
 
     org_id: str
     execution_id: str
     flow: Flow
     node: Node
+    reuse: bool = False
 
     @property
     def key(self) -> str:

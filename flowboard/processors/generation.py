@@ -45,6 +45,7 @@ from flowboard.events.types import AssetUpdated
 from flowboard.execution.changes import TaskChange
 from flowboard.execution.jobs import JobRunner
 from flowboard.execution.model import TaskError, TaskStatus
+from flowboard.execution.reuse import Reuse
 from flowboard.ids import new_id, utcnow
 from flowboard.nodes.base import NodeType
 from flowboard.processors.base import Job, Launch, TaskUpdater
@@ -160,6 +161,7 @@ class GenerationProcessor:
     work_dir: Path
     kinds: dict[str, NodeType] = field(default_factory=dict)
     on_retry: Callable[[str], None] | None = None
+    reuse: Reuse | None = None  # content keys and reuse of unchanged results
     _operations: dict[str, tuple[AnyProvider, str]] = field(default_factory=dict)
 
     def _spec(self, node_type: str) -> tuple[NodeType, GenerationSpec]:
@@ -180,17 +182,37 @@ class GenerationProcessor:
         kind, spec = self._spec(job.node.type)
         data = kind.data_model.model_validate(job.node.data)
         provider = self._provider(spec, spec.provider_of(data))
+        key = await self.reuse.key_of(job, spec, data, provider.name) if self.reuse else None
+        if job.reuse and key is not None and self.reuse is not None:
+            found = await self.reuse.find(job, key)
+            if found is not None:
+                change = await self.reuse.claim(job, found, key)
+                return Launch(change, lambda: self._show_reused(job, found))
         asset = self._new_asset(job, spec, data, provider.name)
+        if key is not None:
+            asset = asset.model_copy(update={"content_key": key})
         change = TaskChange(
             status=TaskStatus.PROCESSING,
             output_asset_id=asset.id,
             description=f"submitted to {provider.name}",
             add_attempt=True,
+            content_key=key,
         )
         return Launch(change, lambda: self._begin(job, asset))
 
+    def _show_reused(self, job: Job, asset: GeneratedAsset) -> None:
+        self.runner.spawn(f"{job.key}:shown", self._show_asset(job.org_id, job.flow.id, asset))
+
     async def process_job(self, job: Job) -> None:
         launch = await self.prepare(job)
+        if launch.change.status is TaskStatus.COMPLETED:
+            # A reused result ends the task, which schedules the next ones: the engine
+            # calls us while scheduling, so the change is made outside this call.
+            self.runner.spawn(f"{job.key}:reused", self._apply(job, launch))
+        else:
+            await self._apply(job, launch)
+
+    async def _apply(self, job: Job, launch: Launch) -> None:
         if await self.tasks.update_task(job.execution_id, job.node.id, launch.change):
             launch.begin()
 
@@ -456,18 +478,19 @@ class GenerationProcessor:
     async def _show_output(self, event: AssetUpdated) -> None:
         """Show the finished take on the source node's output node (added the first time)."""
         asset = await self.assets.get_any(event.asset_id)
-        if asset is None:
-            return
+        if asset is not None:
+            await self._show_asset(event.org_id, event.flow_id, asset)
 
+    async def _show_asset(self, org_id: str, flow_id: str, asset: GeneratedAsset) -> None:
         def edit(flow: Flow) -> Flow:
             return show_take(flow, asset) or flow
 
         try:
-            current = await self.canvas.get(event.org_id, event.flow_id)
+            current = await self.canvas.get(org_id, flow_id)
             if show_take(current, asset) is not None:
-                await self.canvas.apply(event.org_id, event.flow_id, edit)
+                await self.canvas.apply(org_id, flow_id, edit)
         except FlowNotFound:
-            _LOGGER.info("flow gone; output not shown", extra={"asset_id": event.asset_id})
+            _LOGGER.info("flow gone; output not shown", extra={"asset_id": asset.id})
 
     async def _fail_task(self, job: Job, code: str, message: str) -> None:
         change = TaskChange(status=TaskStatus.FAILED, error=TaskError(code=code, message=message))
