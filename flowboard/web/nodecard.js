@@ -81,6 +81,7 @@ export class NodeCard {
     this.element.setAttribute("aria-label", `${node.type} node ${name}`);
     this.outPort.setAttribute("aria-label", `Connect from ${name}`);
     this.inPort.setAttribute("aria-label", `Connect to ${name}`);
+    if (this.progress) this.progress.setAttribute("aria-label", `Progress of ${name}`);
     if (this.form) this.form.update(node.data);
     this.updateMedia(node);
   }
