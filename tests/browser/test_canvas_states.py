@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from playwright.async_api import Browser, expect
 
@@ -12,7 +13,7 @@ from tests.servers.app import AppClient
 
 async def test_failed_cancelled_and_retried_nodes(browser: Browser, canvas_app: AppClient) -> None:
     long_video = {"prompt": "the sea", "durationSeconds": 60, "resolution": "480p"}
-    nodes = [
+    nodes: list[dict[str, Any]] = [
         {"id": "silent", "type": "video_gen"},  # no prompt anywhere: fails input_missing
         {"id": "long", "type": "video_gen", "position": {"x": 340, "y": 40}, "data": long_video},
     ]
