@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from flowboard import __version__, runfiles
-from flowboard.commands import run, tokens
+from flowboard.commands import backup, run, tokens
 from flowboard.config import ConfigError, Settings, config_path, load_settings
 from flowboard.log import configure_logging
 from flowboard.providers.comfyui_workflow import check_settings
@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="override server.port")
     tokens.add_parser(commands)
     run.add_parser(commands)
+    backup.add_parsers(commands)
     commands.add_parser("schema", help="print the JSON Schema of flow files (flowboard.flow/v1)")
     return parser
 
@@ -182,12 +183,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{exc}\n")
         return 2
     level = settings.logging.level
-    if args.command == "run" and level in ("DEBUG", "INFO"):
-        level = "WARNING"  # the progress bars are the output; a local service stays quiet
+    if args.command in ("run", "backup", "restore") and level in ("DEBUG", "INFO"):
+        level = "WARNING"  # their own lines are the output; what they start stays quiet
     configure_logging(level, settings.logging.format)
     try:
         if args.command == "run":
             return run.run(settings, args)
+        if args.command in ("backup", "restore"):
+            return backup.run(settings, args)
         if args.command == "token":
             return tokens.run(settings, args)
         if args.command == "schema":
