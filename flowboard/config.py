@@ -262,6 +262,21 @@ class CanvasSettings(_Section):
     max_flow_bytes: int = Field(default=4 * 1_048_576, ge=1024, le=15 * 1_048_576)
 
 
+class PriceSettings(_Section):
+    """One price row, in cost units: per second of video, per image, per run."""
+
+    per_second: float = Field(default=0.0, ge=0)
+    per_image: float = Field(default=0.0, ge=0)
+    per_run: float = Field(default=0.0, ge=0)
+
+
+class CostSettings(_Section):
+    """The price table (flowboard/costs/): rows "<provider>" or "<provider>:<model>"."""
+
+    unit: str = Field(default="USD", min_length=1, max_length=16)
+    prices: dict[str, PriceSettings] = Field(default_factory=dict)
+
+
 class Settings(_Section):
     """Every setting of the service; see config.toml for the meaning of each."""
 
@@ -279,6 +294,7 @@ class Settings(_Section):
     webhooks: WebhooksSettings = WebhooksSettings()
     ratelimit: RateLimitSettings = RateLimitSettings()
     canvas: CanvasSettings = CanvasSettings()
+    costs: CostSettings = CostSettings()
     # Python modules imported at start-up that add node types (`NODE_TYPE`) or a
     # provider (`SPEC`) without changing Flowboard itself.
     plugins: list[str] = Field(default_factory=list)

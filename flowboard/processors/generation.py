@@ -39,6 +39,8 @@ from flowboard.assets.output import new_prefix
 from flowboard.canvas.model import Flow, Node
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
+from flowboard.costs.prices import PriceTable
+from flowboard.costs.units import delivered_units
 from flowboard.db.outage import is_outage
 from flowboard.events.bus import EventBus, on
 from flowboard.events.types import AssetUpdated
@@ -162,6 +164,7 @@ class GenerationProcessor:
     kinds: dict[str, NodeType] = field(default_factory=dict)
     on_retry: Callable[[str], None] | None = None
     reuse: Reuse | None = None  # content keys and reuse of unchanged results
+    prices: PriceTable | None = None  # the actual cost recorded on finished tasks
     _operations: dict[str, tuple[AnyProvider, str]] = field(default_factory=dict)
 
     def _spec(self, node_type: str) -> tuple[NodeType, GenerationSpec]:
@@ -463,9 +466,14 @@ class GenerationProcessor:
             task = await self.tasks.task_status(event.execution_id, event.node_id)
             if task is None or task.terminal:
                 return  # ended meanwhile (cancelled, or a listener failed it)
-            await self._show_output(event)
+            asset = await self.assets.get_any(event.asset_id)
+            if asset is not None:
+                await self._show_asset(event.org_id, event.flow_id, asset)
             change = TaskChange(
-                status=TaskStatus.COMPLETED, output_url=event.url, description="completed"
+                status=TaskStatus.COMPLETED,
+                output_url=event.url,
+                description="completed",
+                **self._actual_cost(asset),
             )
         else:
             error = TaskError(code=event.error_code or "failed", message=event.error_message or "")
@@ -475,13 +483,18 @@ class GenerationProcessor:
             change = TaskChange(status=task_status, error=error, description=error.message)
         await self.tasks.update_task(event.execution_id, event.node_id, change)
 
-    async def _show_output(self, event: AssetUpdated) -> None:
-        """Show the finished take on the source node's output node (added the first time)."""
-        asset = await self.assets.get_any(event.asset_id)
-        if asset is not None:
-            await self._show_asset(event.org_id, event.flow_id, asset)
+    def _actual_cost(self, asset: GeneratedAsset | None) -> dict[str, Any]:
+        """What a finished take cost by the price table (TaskChange fields)."""
+        if asset is None or self.prices is None or asset.provider is None:
+            return {}
+        units = delivered_units(asset)
+        model = asset.parameters.get("model")
+        cost = self.prices.cost(asset.provider, str(model) if model else None, units)
+        return {"actual_units": units, "actual_cost": cost}
 
     async def _show_asset(self, org_id: str, flow_id: str, asset: GeneratedAsset) -> None:
+        """Show the finished take on the source node's output node (added the first time)."""
+
         def edit(flow: Flow) -> Flow:
             return show_take(flow, asset) or flow
 
