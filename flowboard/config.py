@@ -270,11 +270,21 @@ class PriceSettings(_Section):
     per_run: float = Field(default=0.0, ge=0)
 
 
+def _example_prices() -> dict[str, PriceSettings]:
+    """EXAMPLE figures (config.toml repeats them): set your own, they are not list prices."""
+    return {
+        "veo": PriceSettings(per_second=0.40),
+        "veo:veo-3.0-fast-generate-001": PriceSettings(per_second=0.15),
+        "gemini_image": PriceSettings(per_image=0.039),
+        "imagen": PriceSettings(per_image=0.04),
+    }
+
+
 class CostSettings(_Section):
     """The price table (flowboard/costs/): rows "<provider>" or "<provider>:<model>"."""
 
     unit: str = Field(default="USD", min_length=1, max_length=16)
-    prices: dict[str, PriceSettings] = Field(default_factory=dict)
+    prices: dict[str, PriceSettings] = Field(default_factory=_example_prices)
 
 
 class Settings(_Section):
