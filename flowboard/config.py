@@ -104,6 +104,15 @@ class LocalProviderSettings(_Section):
     deadline_seconds: float = Field(default=600.0, gt=0)
 
 
+class VeoModelTiming(_Section):
+    """One model's polling schedule; a key left out takes the `[providers.veo]` value."""
+
+    first_poll_seconds: float | None = Field(default=None, gt=0)
+    typical_seconds: float | None = Field(default=None, gt=0)
+    poll_interval_seconds: float | None = Field(default=None, gt=0)
+    poll_max_seconds: float | None = Field(default=None, gt=0)
+
+
 class VeoSettings(_Section):
     mode: Literal["gemini", "vertex"] = "gemini"
     api_key: str = ""
@@ -113,10 +122,15 @@ class VeoSettings(_Section):
     access_token: str = ""
     base_url: str = ""
     model: str = "veo-3.0-generate-001"
-    poll_initial_seconds: float = Field(default=5.0, gt=0)
-    poll_max_seconds: float = Field(default=30.0, gt=0)
-    deadline_seconds: float = Field(default=900.0, gt=0)
+    # The polling schedule (providers/veo_polling.py): first poll near the earliest
+    # plausible completion, every poll_interval_seconds around typical_seconds, then
+    # backing off to poll_max_seconds. `models` overrides it per model name prefix.
+    first_poll_seconds: float = Field(default=20.0, gt=0)
     typical_seconds: float = Field(default=90.0, gt=0)
+    poll_interval_seconds: float = Field(default=15.0, gt=0)
+    poll_max_seconds: float = Field(default=30.0, gt=0)
+    models: dict[str, VeoModelTiming] = Field(default_factory=dict)
+    deadline_seconds: float = Field(default=900.0, gt=0)
     output_gcs_uri: str = Field(default="", pattern=r"^(gs://[a-z0-9][a-z0-9._-]{2,221}/.*)?$")
     delete_gcs_output: bool = False
     storage_base_url: str = ""
