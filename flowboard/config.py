@@ -129,7 +129,16 @@ class VeoSettings(_Section):
     typical_seconds: float = Field(default=90.0, gt=0)
     poll_interval_seconds: float = Field(default=15.0, gt=0)
     poll_max_seconds: float = Field(default=30.0, gt=0)
-    models: dict[str, VeoModelTiming] = Field(default_factory=dict)
+    # Estimates from Google's documented 11 s - 6 min latency; a `models` table in the
+    # config file replaces these entries.
+    models: dict[str, VeoModelTiming] = Field(
+        default_factory=lambda: {
+            prefix: VeoModelTiming(
+                first_poll_seconds=15.0, typical_seconds=60.0, poll_interval_seconds=10.0
+            )
+            for prefix in ("veo-3.0-fast", "veo-3.1-fast")
+        }
+    )
     deadline_seconds: float = Field(default=900.0, gt=0)
     output_gcs_uri: str = Field(default="", pattern=r"^(gs://[a-z0-9][a-z0-9._-]{2,221}/.*)?$")
     delete_gcs_output: bool = False
