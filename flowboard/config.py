@@ -10,7 +10,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "FLOWBOARD_"
 ENV_SEPARATOR = "__"
@@ -140,6 +148,18 @@ class VeoSettings(_Section):
         }
     )
     deadline_seconds: float = Field(default=900.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_poll_initial(cls, data: Any) -> Any:
+        """Read the replaced `poll_initial_seconds` as the first poll and the interval."""
+        if isinstance(data, dict) and "poll_initial_seconds" in data:
+            data = dict(data)
+            initial = data.pop("poll_initial_seconds")
+            data.setdefault("first_poll_seconds", initial)
+            data.setdefault("poll_interval_seconds", initial)
+        return data
+
     output_gcs_uri: str = Field(default="", pattern=r"^(gs://[a-z0-9][a-z0-9._-]{2,221}/.*)?$")
     delete_gcs_output: bool = False
     storage_base_url: str = ""

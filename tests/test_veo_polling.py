@@ -96,3 +96,10 @@ def test_config_toml_documents_the_defaults() -> None:
     assert timing_for(veo, "veo-3.0-generate-001") == PollTiming(20, 90, 15, 30)
     assert timing_for(veo, "veo-3.1-fast-generate-preview") == PollTiming(15, 60, 10, 30)
     assert timing_for(veo, "veo-3.0-fast-generate-001") == PollTiming(15, 60, 10, 30)
+
+
+def test_replaced_poll_initial_seconds_still_reads() -> None:
+    settings = settings_with(poll_initial_seconds=5.0)
+
+    assert (settings.first_poll_seconds, settings.poll_interval_seconds) == (5.0, 5.0)
+    assert settings_with(poll_initial_seconds=5.0, first_poll_seconds=9).first_poll_seconds == 9
