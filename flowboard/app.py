@@ -17,6 +17,8 @@ from flowboard.api.guards import GUARDS, RouteGuards, database_middleware, space
 from flowboard.api.ratelimit import RATE_LIMITS, RateLimiter, ratelimit_middleware
 from flowboard.api.routes import setup_routes
 from flowboard.auth.service import Authenticator
+from flowboard.budgets.service import Budgets
+from flowboard.budgets.store import BudgetStore
 from flowboard.canvas.limits import FlowLimits
 from flowboard.canvas.service import CanvasService
 from flowboard.config import Settings
@@ -180,6 +182,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics=app[METRICS],
     )
     reuse, prices = Reuse(assets), PriceTable(settings.costs)
+    budgets = Budgets(BudgetStore(app[DATABASE]), settings.costs.unit)
     generation = GenerationProcessor(
         tasks=engine,
         assets=assets,
@@ -194,8 +197,9 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         kinds=generation_types(),
         reuse=reuse,
         prices=prices,
+        budgets=budgets,
     )
-    engine.planner = RunPlanner(prices, app[PROVIDERS], reuse)
+    engine.planner, engine.budgets = RunPlanner(prices, app[PROVIDERS], reuse), budgets
     generation.on_retry = lambda node_type: app[METRICS].provider_retries.labels(node_type).inc()
     for node_type in generation.kinds:
         engine.processors[node_type] = generation

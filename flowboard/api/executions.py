@@ -123,6 +123,7 @@ def endpoints() -> list[Endpoint]:
             params=(IDEMPOTENCY_KEY,),
             rate_limited=True,
             needs_space=True,
+            also=((402, None, "The estimate is more than the budget has left (budget_exceeded)"),),
         ),
         Endpoint(
             "POST",
@@ -136,7 +137,10 @@ def endpoints() -> list[Endpoint]:
             params=(FLOW_ID, IDEMPOTENCY_KEY),
             rate_limited=True,
             needs_space=True,
-            also=((200, RunPlan, "dryRun: the plan and its estimated cost; nothing started"),),
+            also=(
+                (200, RunPlan, "dryRun: the plan and its estimated cost; nothing started"),
+                (402, None, "The estimate is more than the budget has left (budget_exceeded)"),
+            ),
         ),
         Endpoint(
             "GET",

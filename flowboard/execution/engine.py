@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from flowboard.budgets.service import Budgets
 from flowboard.canvas.model import Flow
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
@@ -68,6 +69,7 @@ class ExecutionEngine:
     metrics: Metrics = field(default_factory=Metrics)
     processors: dict[str, NodeProcessor] = field(default_factory=dict)
     planner: RunPlanner | None = None  # estimates and dry runs (flowboard/costs/)
+    budgets: Budgets | None = None  # spend limits per organisation (flowboard/budgets/)
     _state_locks: KeyedLock = field(default_factory=KeyedLock)
     _schedule_locks: KeyedLock = field(default_factory=KeyedLock)
     # The latest state of each execution still active, kept by the one writer of it:
@@ -154,6 +156,8 @@ class ExecutionEngine:
         execution = execution.model_copy(update={"retry_of": retry_of, "reuse": reuse})
         if self.planner is not None:  # each task's estimate (flowboard/costs/)
             estimate = await self.planner.plan(org_id, flow, plan, reuse)
+            if self.budgets is not None:  # 402 before anything starts (budgets/)
+                await self.budgets.check(org_id, estimate.estimated_cost)
             execution = with_estimates(execution, estimate)
         # The first tasks are written already PROCESSING, in the execution's one insert.
         launches: list[Launch] = []
