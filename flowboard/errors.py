@@ -27,7 +27,6 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     NODE_REMOVED = "node_removed"
     HANDLER_FAILED = "handler_failed"
-    BUDGET_EXCEEDED = "budget_exceeded"
 
 
 class CodedError(Exception):

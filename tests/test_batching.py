@@ -104,3 +104,20 @@ async def test_a_caller_that_goes_away_does_not_break_the_batch(
     gone.cancel()
     await stays
     assert await database.db["things"].find_one({"_id": "stays"}) is not None
+
+
+async def test_a_replace_that_lost_to_a_writer_of_the_same_version_is_reported_lost(
+    counted: tuple[Database, Counter[str]],
+) -> None:
+    database, _ = counted
+    raw = database.db["versioned"]
+    await raw.insert_many([{"_id": i, "version": 1, "owner": "us"} for i in ("a", "b")])
+    # Another writer got to "b" first and wrote its own version 2.
+    await raw.update_one({"_id": "b"}, {"$set": {"version": 2, "owner": "them"}})
+    batched = database.batched("versioned")
+    won = await asyncio.gather(
+        batched.replace_if_version({"_id": "a", "version": 2, "owner": "us"}, "version"),
+        batched.replace_if_version({"_id": "b", "version": 2, "owner": "us"}, "version"),
+    )
+    assert list(won) == [True, False]
+    assert {d["_id"]: d["owner"] async for d in raw.find({})} == {"a": "us", "b": "them"}

@@ -6,8 +6,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from flowboard.app import create_app
-from flowboard.keys import DATABASE
+from flowboard.errors import StaleWrite
+from flowboard.execution.changes import TaskChange
+from flowboard.keys import DATABASE, ENGINE
 from tests.servers.app import AppClient, MakeSettings
 from tests.servers.waiting import API, wait_execution
 
@@ -171,3 +175,33 @@ async def test_metrics_count_jobs(client: AppClient) -> None:
     text = await (await client.get("/metrics")).text()
     assert 'flowboard_jobs_started_total{node_type="video_gen"} 1.0' in text
     assert 'flowboard_jobs_completed_total{node_type="video_gen"} 1.0' in text
+
+
+async def test_a_lost_compare_and_swap_raises_stale_write(
+    aiohttp_client: Callable[..., Any], make_settings: MakeSettings
+) -> None:
+    # Only the first progress report is stored: no write of the job races the test's.
+    settings = make_settings(execution={"progress_min_interval_seconds": 3600})
+    client: AppClient = await aiohttp_client(create_app(settings))
+    flow_id = await make_flow(client, [video("v", **LONG)], [])
+    started = await (
+        await client.post(f"{API}/run-node", json={"flowId": flow_id, "nodeId": "v"})
+    ).json()
+    async with asyncio.timeout(30):
+        while True:
+            body = await (await client.get(f"{API}/executions/{started['id']}")).json()
+            if body["tasks"]["v"]["progress"] > 0:
+                break
+            await asyncio.sleep(0.05)
+    # Another writer (another process on this database) changes the execution.
+    await client.app[DATABASE].executions.update_one(
+        {"_id": started["id"]}, {"$inc": {"version": 1}}
+    )
+    engine = client.app[ENGINE]
+    with pytest.raises(StaleWrite) as lost:
+        await engine.update_task(started["id"], "v", TaskChange(description="mine"))
+    assert (lost.value.collection, lost.value.record_id) == ("execution", started["id"])
+    # Our copy was dropped: the next change reads the stored execution and succeeds.
+    await client.post(f"{API}/executions/{started['id']}/cancel")
+    done = await wait_execution(client, started["id"], timeout=20)
+    assert done["tasks"]["v"]["status"] == "CANCELLED"

@@ -44,9 +44,7 @@ async def app(
         "mode": "gemini",
         "api_key": veo.api_key,
         "base_url": veo.base_url,
-        "first_poll_seconds": 0.05,
-        "poll_interval_seconds": 0.05,
-        "poll_max_seconds": 0.2,
+        "poll_initial_seconds": 0.05,
     }
     settings = make_settings(
         providers={

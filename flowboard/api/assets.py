@@ -19,9 +19,16 @@ from flowboard.api.errors import ApiError, error_response
 from flowboard.api.flows import PREFIX
 from flowboard.api.principal import org_id
 from flowboard.api.ranges import ByteRange, RangeNotSatisfiable, requested_range
-from flowboard.assets.model import AssetStatus, AssetType, GeneratedAsset, StorageInfo, Workflow
+from flowboard.assets.model import (
+    AssetStatus,
+    AssetType,
+    GeneratedAsset,
+    StorageInfo,
+    Workflow,
+    with_job_state,
+)
 from flowboard.ids import new_id, utcnow
-from flowboard.keys import ASSETS, DECODER, SETTINGS, STORAGE
+from flowboard.keys import ASSETS, DECODER, ENGINE, SETTINGS, STORAGE
 from flowboard.media.sniff import UnsupportedMedia, sniff_image
 from flowboard.storage.base import InvalidKey, ObjectNotFound
 from flowboard.storage.local import LocalStorage
@@ -85,7 +92,10 @@ async def get_asset(request: web.Request) -> web.Response:
     if asset.storage is not None:  # presigned URLs expire: hand out a fresh one
         url = await request.app[STORAGE].url_for(asset.storage.key)
         asset = asset.model_copy(update={"url": url})
-    return json_answer(asset)
+    task = None
+    if asset.execution_id and asset.node_id:  # its job's state is its task's
+        task = await request.app[ENGINE].task(asset.execution_id, asset.node_id)
+    return json_answer(with_job_state(asset, task))
 
 
 async def media(request: web.Request) -> web.StreamResponse:

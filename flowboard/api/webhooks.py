@@ -13,7 +13,7 @@ from flowboard.api.errors import ApiError
 from flowboard.api.flows import PREFIX
 from flowboard.api.principal import org_id
 from flowboard.ids import Id
-from flowboard.keys import ASSETS, BUS, CANVAS, WEBHOOKS
+from flowboard.keys import ASSETS, BUS, CANVAS, ENGINE, WEBHOOKS
 from flowboard.models.webhooks import DeliveryInfo, Subscription, SubscriptionInfo, WebhookEvent
 from flowboard.net.ssrf import FetchFailed
 from flowboard.schema import ApiModel
@@ -128,7 +128,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     app = request.app
     try:
         ack = await app[WEBHOOKS].inbound.receive(
-            provider, request.headers, body, app[ASSETS], app[BUS]
+            provider, request.headers, body, app[ASSETS], app[BUS], app[ENGINE]
         )
     except InvalidSignature as exc:
         _LOGGER.info("inbound webhook refused: %s", exc, extra={"provider": provider})

@@ -8,13 +8,15 @@ from typing import Any
 
 from pydantic import Field
 
-from flowboard.budgets.model import Reservation
 from flowboard.events.types import AssetUpdated
-from flowboard.execution.model import TaskStatus
+from flowboard.execution.model import Task, TaskStatus
 from flowboard.schema import ApiModel
 
-# An asset goes through the same lifecycle as the task that produces it.
+# An asset's outcome is a status of the same lifecycle (and transition table) as the task
+# that produces it; the task owns the job's state, the asset records how its output ended.
 AssetStatus = TaskStatus
+# Job state the task owns: never stored on an asset, shown on it from its task.
+JOB_STATE_FIELDS = ("progress", "progressEstimated", "attempts")
 
 
 class AssetType(StrEnum):
@@ -65,6 +67,14 @@ class AssetError(ApiModel):
 class GeneratedAsset(ApiModel):
     """A video or image: its request, its provider job, and where it is stored.
 
+    The asset owns its request (provider, workflow, prompt, parameters), the provider's
+    operation id, its storage prefix and the stored output (url, storage, outputs,
+    poster, media), and its outcome: `status` PROCESSING until the job ends, then the
+    end written once with the output or the error (guarded by the task's transition
+    table). The job's running state — progress, whether it is estimated, attempts —
+    belongs to the task (`execution/`): it is not stored here, and `with_job_state`
+    shows the task's on the asset the API returns.
+
     operation_id: the provider's job id, persisted before anything else happens so
         that a restart can resume following the job.
     progress_estimated: true when the provider reports no percentage of its own.
@@ -93,10 +103,25 @@ class GeneratedAsset(ApiModel):
     media: MediaInfo | None = None  # a video's real size, rate, duration, frames
     storage_prefix: str | None = None
     content_key: str | None = None  # execution/content_key.py: what this take depends on
-    reservation: Reservation | None = None  # budget reserved when it started (budgets/)
     error: AssetError | None = None
     created_at: datetime
     updated_at: datetime
+
+
+def with_job_state(asset: GeneratedAsset, task: Task | None) -> GeneratedAsset:
+    """The asset as the API shows it: the job state of the task that owns it."""
+    if task is None:
+        done = asset.status is AssetStatus.COMPLETED
+        return asset.model_copy(update={"progress": 100.0}) if done else asset
+    update: dict[str, Any] = {
+        "progress": task.progress,
+        "progress_estimated": task.progress_estimated,
+        "attempts": task.attempts,
+    }
+    if task.status.terminal or not asset.status.terminal:
+        error = AssetError(code=task.error.code, message=task.error.message) if task.error else None
+        update |= {"status": task.status, "error": error or asset.error}
+    return asset.model_copy(update=update)
 
 
 def asset_event(asset: GeneratedAsset) -> AssetUpdated:
@@ -108,7 +133,7 @@ def asset_event(asset: GeneratedAsset) -> AssetUpdated:
         execution_id=asset.execution_id or "",
         node_id=asset.node_id or "",
         status=asset.status.value,
-        progress=asset.progress,
+        progress=100.0 if asset.status is AssetStatus.COMPLETED else asset.progress,
         estimated=asset.progress_estimated,
         url=asset.url,
         error_code=asset.error.code if asset.error else None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pymongo import ReplaceOne, UpdateOne
@@ -133,6 +134,20 @@ class BatchedCollection:
         result = await self.collection.bulk_write(requests, ordered=False)
         if result.matched_count == len(ops):
             return [True] * len(ops)
-        # Which ones missed is not reported: the ones that hit now hold the new version.
+        # Which ones missed is not reported: the ones that hit now hold exactly our document.
+        # (Not just our version number: a writer that beat us wrote that same number.)
         stored = await self._by_ids([doc["_id"] for doc, _ in ops])
-        return [stored.get(doc["_id"], {}).get(name) == doc[name] for doc, name in ops]
+        return [_as_stored(stored.get(doc["_id"])) == _as_stored(doc) for doc, _ in ops]
+
+
+def _as_stored(value: Any) -> Any:
+    """A value as the database keeps it: datetimes in UTC, to the millisecond."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None, microsecond=value.microsecond // 1000 * 1000)
+    if isinstance(value, dict):
+        return {key: _as_stored(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_stored(item) for item in value]
+    return value

@@ -8,7 +8,6 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from flowboard.costs.model import ExecutionCost, TaskCost
 from flowboard.schema import ApiModel
 
 
@@ -47,6 +46,11 @@ class IllegalTransition(Exception):
     """A task was asked to move to a status its current status cannot reach."""
 
 
+def sources(target: TaskStatus) -> frozenset[TaskStatus]:
+    """Every status that may move to `target` (a guard for conditional writes)."""
+    return frozenset(status for status, targets in TRANSITIONS.items() if target in targets)
+
+
 def check_transition(current: TaskStatus, target: TaskStatus) -> None:
     if target not in TRANSITIONS[current]:
         raise IllegalTransition(f"{current.value} -> {target.value} is not allowed")
@@ -79,7 +83,6 @@ class Task(ApiModel):
     attempts: int = 0
     cached: bool = False
     content_key: str | None = None
-    cost: TaskCost | None = None  # estimated and actual units and cost (flowboard/costs/)
     depends_on: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
@@ -107,7 +110,6 @@ class Execution(ApiModel):
     client_request_id: str | None = None
     retry_of: str | None = None
     reuse: bool = False  # tasks may reuse unchanged results (execution/reuse.py)
-    cost: ExecutionCost | None = None  # the tasks' totals (flowboard/costs/)
     version: int = 0
     created_at: datetime
     updated_at: datetime

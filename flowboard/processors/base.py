@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from flowboard.canvas.model import Flow, Node
-from flowboard.execution.changes import TaskChange
-from flowboard.execution.model import Execution, TaskStatus
+from flowboard.execution.changes import TaskChange, TaskUpdater
 
 
 @dataclass(frozen=True)
@@ -41,14 +40,7 @@ class Launch:
     begin: Callable[[], None]
 
 
-class TaskUpdater(Protocol):
-    """The engine's single entry point for task changes."""
-
-    async def update_task(
-        self, execution_id: str, node_id: str, change: TaskChange
-    ) -> Execution | None: ...
-
-    async def task_status(self, execution_id: str, node_id: str) -> TaskStatus | None: ...
+__all__ = ["Job", "Launch", "NodeProcessor", "TaskUpdater"]
 
 
 class NodeProcessor(Protocol):

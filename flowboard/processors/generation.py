@@ -36,15 +36,11 @@ from flowboard.assets.model import (
     asset_event,
 )
 from flowboard.assets.output import new_prefix
-from flowboard.budgets.model import Reservation
-from flowboard.budgets.service import Budgets
 from flowboard.canvas.model import Flow, Node
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
-from flowboard.costs.prices import PriceTable
-from flowboard.costs.units import delivered_units, estimate_units
 from flowboard.db.outage import is_outage
-from flowboard.errors import InvalidRequest
+from flowboard.errors import StaleWrite
 from flowboard.events.bus import EventBus, on
 from flowboard.events.types import AssetUpdated
 from flowboard.execution.changes import TaskChange
@@ -83,15 +79,18 @@ def _reason(error: BaseException | None) -> str:
 
 @dataclass
 class _Reporter:
-    """Throttled, monotonic, whole-percent progress of one job: asset first, then the bus.
+    """Throttled, monotonic, whole-percent progress of one job, stored on its task.
 
-    Reporting never waits for the database: a write runs in the background and, while
-    it is in flight, newer progress replaces what waits for the next one. So a slow
-    database makes progress coarser, never the provider's polls later.
+    The task owns the job's progress: a stored report is one task change (one write,
+    then EXECUTION_UPDATE on the flow's stream). Reporting never waits for the database:
+    a write runs in the background and, while it is in flight, newer progress replaces
+    what waits for the next one. So a slow database makes progress coarser, never the
+    provider's polls later.
     """
 
     processor: GenerationProcessor
-    asset: GeneratedAsset
+    job: Job
+    asset_id: str
     settings: ExecutionSettings
     last_sent: float = -math.inf
     best: float = 0.0
@@ -100,7 +99,7 @@ class _Reporter:
 
     async def __call__(self, progress: Progress) -> None:
         now = time.monotonic()
-        # Whole percents: what a canvas shows, and each one stored costs two writes.
+        # Whole percents: what a canvas shows, and each one stored costs a write.
         percent = float(min(99, math.floor(progress.percent)))
         settings = self.settings
         if progress.estimated:
@@ -113,7 +112,7 @@ class _Reporter:
         self.best, self.last_sent = percent, now
         self._waiting = Progress(percent, progress.estimated)
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name=f"progress:{self.asset.id}")
+            self._writer = asyncio.create_task(self._write(), name=f"progress:{self.asset_id}")
 
     async def _write(self) -> None:
         try:
@@ -122,20 +121,24 @@ class _Reporter:
             self._writer = None  # a finished task kept per job adds up over thousands
 
     async def _write_waiting(self) -> None:
+        job = self.job
         while (progress := self._waiting) is not None:
             self._waiting = None
-            fields = {"progress": progress.percent, "progressEstimated": progress.estimated}
+            change = TaskChange(
+                progress=progress.percent,
+                estimated=progress.estimated,
+                description=f"generating ({progress.percent:.0f}%)",
+            )
             try:
-                await self.processor.assets.set_fields(self.asset.id, fields)
-            except PyMongoError as exc:  # the next report tries again; the job goes on
+                await self.processor.tasks.update_task(job.execution_id, job.node.id, change)
+            except (PyMongoError, StaleWrite) as exc:  # the next report tries again
                 # An outage is logged once by the health watcher, not once a report a job.
                 log = _LOGGER.debug if is_outage(exc) else _LOGGER.warning
-                log("progress not stored: %s", exc, extra={"asset_id": self.asset.id})
-                continue
-            self.asset = self.asset.model_copy(
-                update={"progress": progress.percent, "progress_estimated": progress.estimated}
-            )
-            self.processor.publish(self.asset)
+                log(
+                    "progress not stored: %s",
+                    exc,
+                    extra={"asset_id": self.asset_id, "execution_id": job.execution_id},
+                )
 
     async def flush(self) -> None:
         """Wait for the progress still being stored (before the job's final write)."""
@@ -147,7 +150,7 @@ class _Reporter:
         self._waiting = None
         if self._writer is not None:
             # Awaited, so no write of this job can land after its final one.
-            await cancel_and_wait({self._writer}, f"progress writer of {self.asset.id}")
+            await cancel_and_wait({self._writer}, f"progress writer of {self.asset_id}")
 
 
 @dataclass
@@ -167,8 +170,6 @@ class GenerationProcessor:
     kinds: dict[str, NodeType] = field(default_factory=dict)
     on_retry: Callable[[str], None] | None = None
     reuse: Reuse | None = None  # content keys and reuse of unchanged results
-    prices: PriceTable | None = None  # the actual cost recorded on finished tasks
-    budgets: Budgets | None = None  # reserve at start, settle at end (budgets/)
     _operations: dict[str, tuple[AnyProvider, str]] = field(default_factory=dict)
 
     def _spec(self, node_type: str) -> tuple[NodeType, GenerationSpec]:
@@ -195,9 +196,9 @@ class GenerationProcessor:
             if found is not None:
                 change = await self.reuse.claim(job, found, key)
                 return Launch(change, lambda: self._show_reused(job, found))
-        reservation = await self._reserve(job, spec, data, provider.name)
         asset = self._new_asset(job, spec, data, provider.name)
-        asset = asset.model_copy(update={"content_key": key, "reservation": reservation})
+        if key is not None:
+            asset = asset.model_copy(update={"content_key": key})
         change = TaskChange(
             status=TaskStatus.PROCESSING,
             output_asset_id=asset.id,
@@ -206,23 +207,6 @@ class GenerationProcessor:
             content_key=key,
         )
         return Launch(change, lambda: self._begin(job, asset))
-
-    async def _reserve(
-        self, job: Job, spec: GenerationSpec, data: Any, provider: str
-    ) -> Reservation | None:
-        """Reserve the task's estimate in its organisation's budget (refused: a 422 code)."""
-        if self.budgets is None or self.prices is None:
-            return None
-        params = data.model_dump(mode="json", by_alias=True, exclude_none=True)
-        model = params.get("model")
-        amount = self.prices.cost(provider, model, estimate_units(spec.media, params))
-        if amount <= 0:
-            return None
-        reservation = await self.budgets.reserve(job.org_id, amount)
-        if reservation is None:
-            message = f"the budget has less than this node's estimate ({amount:g}) left"
-            raise InvalidRequest(message, ErrorCode.BUDGET_EXCEEDED)
-        return reservation
 
     def _show_reused(self, job: Job, asset: GeneratedAsset) -> None:
         self.runner.spawn(f"{job.key}:shown", self._show_asset(job.org_id, job.flow.id, asset))
@@ -374,7 +358,7 @@ class GenerationProcessor:
             prefix = asset.storage_prefix or new_prefix(asset.id)
             if asset.storage_prefix is None:
                 await self.assets.set_fields(asset.id, {"storagePrefix": prefix})
-            reporter = _Reporter(self, asset, self.settings)
+            reporter = _Reporter(self, job, asset.id, self.settings)
             target = StoreTarget(self.storage, self.work_dir, asset.id, prefix)
             try:
 
@@ -387,12 +371,7 @@ class GenerationProcessor:
             finally:
                 await reporter.close()
                 self._operations.pop(asset.id, None)
-        fields: dict[str, Any] = {
-            "status": AssetStatus.COMPLETED.value,
-            "progress": 100.0,
-            **stored.asset_fields(),
-        }
-        done = await self.assets.update(asset.id, fields)
+        done = await self.assets.finish(asset.id, AssetStatus.COMPLETED, stored.asset_fields())
         if done is not None:
             self.publish(done)
 
@@ -436,7 +415,6 @@ class GenerationProcessor:
                 "attempt": state.attempt_number,
             },
         )
-        await self.assets.increment(asset.id, "attempts")
         if self.on_retry is not None:
             self.on_retry(job.node.type)
         await self.tasks.update_task(
@@ -461,8 +439,8 @@ class GenerationProcessor:
     async def _end(
         self, asset: GeneratedAsset, status: AssetStatus, code: str, message: str
     ) -> None:
-        fields = {"status": status.value, "error": AssetError(code=code, message=message).to_json()}
-        ended = await self.assets.update(asset.id, fields)
+        error = AssetError(code=code, message=message).to_json()
+        ended = await self.assets.finish(asset.id, status, {"error": error})
         if ended is not None:
             self.publish(ended)
 
@@ -473,30 +451,21 @@ class GenerationProcessor:
 
     @on(AssetUpdated.EVENT, final=True)
     async def on_asset_updated(self, event: AssetUpdated) -> None:
-        """Mirror an asset's change onto its task; on completion add the output node."""
+        """Apply an asset's end to its task; on completion show the output node first."""
         if not event.execution_id:
             return
         status = AssetStatus(event.status)
-        if status is AssetStatus.PROCESSING:
-            change = TaskChange(
-                progress=event.progress,
-                estimated=event.estimated,
-                description=f"generating ({event.progress:.0f}%)",
-            )
-        elif status is AssetStatus.COMPLETED:
-            asset = await self.assets.get_any(event.asset_id)
-            actual = self._actual_cost(asset)
-            await self._settle(asset, actual.get("actual_cost", 0.0))
+        if not status.terminal:
+            return  # progress is the task's own: reporters write it there directly
+        if status is AssetStatus.COMPLETED:
             task = await self.tasks.task_status(event.execution_id, event.node_id)
             if task is None or task.terminal:
                 return  # ended meanwhile (cancelled, or a listener failed it)
-            if asset is not None:
-                await self._show_asset(event.org_id, event.flow_id, asset)
+            await self._show_output(event)
             change = TaskChange(
-                status=TaskStatus.COMPLETED, output_url=event.url, description="completed", **actual
+                status=TaskStatus.COMPLETED, output_url=event.url, description="completed"
             )
         else:
-            await self._settle(await self.assets.get_any(event.asset_id), 0.0)
             error = TaskError(code=event.error_code or "failed", message=event.error_message or "")
             task_status = (
                 TaskStatus.CANCELLED if status is AssetStatus.CANCELLED else TaskStatus.FAILED
@@ -504,22 +473,13 @@ class GenerationProcessor:
             change = TaskChange(status=task_status, error=error, description=error.message)
         await self.tasks.update_task(event.execution_id, event.node_id, change)
 
-    async def _settle(self, asset: GeneratedAsset | None, actual: float) -> None:
-        if self.budgets is not None and asset is not None and asset.reservation is not None:
-            await self.budgets.settle(asset, actual)
-
-    def _actual_cost(self, asset: GeneratedAsset | None) -> dict[str, Any]:
-        """What a finished take cost by the price table (TaskChange fields)."""
-        if asset is None or self.prices is None or asset.provider is None:
-            return {}
-        units = delivered_units(asset)
-        model = asset.parameters.get("model")
-        cost = self.prices.cost(asset.provider, str(model) if model else None, units)
-        return {"actual_units": units, "actual_cost": cost}
+    async def _show_output(self, event: AssetUpdated) -> None:
+        """Show the finished take on the source node's output node (added the first time)."""
+        asset = await self.assets.get_any(event.asset_id)
+        if asset is not None:
+            await self._show_asset(event.org_id, event.flow_id, asset)
 
     async def _show_asset(self, org_id: str, flow_id: str, asset: GeneratedAsset) -> None:
-        """Show the finished take on the source node's output node (added the first time)."""
-
         def edit(flow: Flow) -> Flow:
             return show_take(flow, asset) or flow
 

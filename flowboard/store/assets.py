@@ -7,9 +7,10 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from flowboard.assets.model import AssetStatus, GeneratedAsset
+from flowboard.assets.model import JOB_STATE_FIELDS, AssetStatus, GeneratedAsset
 from flowboard.db.database import Database
 from flowboard.db.documents import from_doc, to_doc
+from flowboard.execution.model import sources
 from flowboard.ids import utcnow
 
 _UNFINISHED = [AssetStatus.PENDING.value, AssetStatus.PROCESSING.value]
@@ -20,7 +21,10 @@ class AssetStore:
     database: Database
 
     async def insert(self, asset: GeneratedAsset) -> None:
-        await self.database.batched("assets").insert(to_doc(asset))
+        doc = to_doc(asset)
+        for name in JOB_STATE_FIELDS:  # the task's, not the asset's
+            doc.pop(name, None)
+        await self.database.batched("assets").insert(doc)
 
     async def get(self, org_id: str, asset_id: str) -> GeneratedAsset | None:
         doc = await self.database.batched("assets").get_in_org(asset_id, org_id)
@@ -29,20 +33,6 @@ class AssetStore:
     async def get_any(self, asset_id: str) -> GeneratedAsset | None:
         """Look up by id alone: for internal resume and provider callbacks only."""
         doc = await self.database.batched("assets").get(asset_id)
-        return None if doc is None else from_doc(GeneratedAsset, doc)
-
-    async def update(
-        self, asset_id: str, fields: dict[str, Any], unless_terminal: bool = True
-    ) -> GeneratedAsset | None:
-        """Set fields (camelCase keys); refuse to touch an asset already terminal."""
-        query: dict[str, Any] = {"_id": asset_id}
-        if unless_terminal:
-            query["status"] = {"$in": _UNFINISHED}
-        doc = await self.database.assets.find_one_and_update(
-            query,
-            {"$set": {**fields, "updatedAt": utcnow()}},
-            return_document=ReturnDocument.AFTER,
-        )
         return None if doc is None else from_doc(GeneratedAsset, doc)
 
     async def set_fields(self, asset_id: str, fields: dict[str, Any]) -> None:
@@ -55,10 +45,20 @@ class AssetStore:
         update = {"$set": {**fields, "updatedAt": utcnow()}}
         await self.database.batched("assets").update(query, update)
 
-    async def increment(self, asset_id: str, field_name: str) -> None:
-        await self.database.assets.update_one(
-            {"_id": asset_id}, {"$inc": {field_name: 1}, "$set": {"updatedAt": utcnow()}}
+    async def finish(
+        self, asset_id: str, status: AssetStatus, fields: dict[str, Any]
+    ) -> GeneratedAsset | None:
+        """Record how the asset's job ended (with its output or error); None if refused.
+
+        The write matches only an asset whose status may move to `status` by the task
+        transition table, so an ended asset is never ended again.
+        """
+        query = {"_id": asset_id, "status": {"$in": [s.value for s in sources(status)]}}
+        update = {"$set": {**fields, "status": status.value, "updatedAt": utcnow()}}
+        doc = await self.database.assets.find_one_and_update(
+            query, update, return_document=ReturnDocument.AFTER
         )
+        return None if doc is None else from_doc(GeneratedAsset, doc)
 
     async def count_for_node(self, execution_id: str, node_id: str) -> int:
         return await self.database.assets.count_documents(

@@ -3,8 +3,10 @@
 A report is accepted only with a valid Standard Webhooks signature made with the
 provider's secret (`webhooks.inbound.secrets`) and a fresh timestamp; its webhook-id
 is remembered until that timestamp is too old to be accepted anyway, so a replay is
-ignored. The asset changes through the asset store and `asset.updated` is published
-like any other change, so the processor's final handler moves the task.
+ignored. Progress is job state, owned by the task: it goes to the engine's
+`update_task` like a provider's own report. An end is the asset's outcome: recorded
+through `AssetStore.finish` and published as `asset.updated`, like a job's own end, so
+the processor's final handler moves the task.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import ConfigDict, Field, model_validator
 from flowboard.assets.model import AssetError, AssetStatus, GeneratedAsset, asset_event
 from flowboard.config import InboundWebhookSettings
 from flowboard.events.bus import EventBus
+from flowboard.execution.changes import TaskChange, TaskUpdater
 from flowboard.ids import Id
 from flowboard.providers.base import ErrorCode
 from flowboard.schema import ApiModel
@@ -69,22 +72,13 @@ class InboundAck(ApiModel):
     detail: str = ""
 
 
-def _changes(provider: str, report: AssetReport, asset: GeneratedAsset) -> dict[str, Any] | None:
-    """The asset fields a report sets (camelCase), or None when it changes nothing."""
+def _outcome(provider: str, report: AssetReport) -> tuple[AssetStatus, dict[str, Any]]:
+    """The end a COMPLETED or FAILED report records on the asset, and its fields."""
     if report.status == "COMPLETED":
-        return {"status": AssetStatus.COMPLETED.value, "progress": 100.0, "url": report.url}
-    if report.status == "FAILED":
-        message = report.error or f"{provider} reported a failure"
-        error = AssetError(code=ErrorCode.PROVIDER_ERROR.value, message=message)
-        return {"status": AssetStatus.FAILED.value, "error": error.to_json()}
-    progress = min(99.0, report.progress) if report.progress is not None else None
-    if progress is None or progress <= asset.progress:
-        return None  # progress only moves forward
-    return {
-        "status": AssetStatus.PROCESSING.value,
-        "progress": progress,
-        "progressEstimated": False,
-    }
+        return AssetStatus.COMPLETED, {"url": report.url}
+    message = report.error or f"{provider} reported a failure"
+    error = AssetError(code=ErrorCode.PROVIDER_ERROR.value, message=message)
+    return AssetStatus.FAILED, {"error": error.to_json()}
 
 
 @dataclass
@@ -109,6 +103,7 @@ class InboundWebhooks:
         body: bytes,
         assets: AssetStore,
         bus: EventBus,
+        tasks: TaskUpdater,
     ) -> InboundAck:
         """Apply one report; InvalidSignature, a ValidationError or UnknownAsset refuse it."""
         message_id, timestamp = self.verify(provider, headers, body)
@@ -123,23 +118,50 @@ class InboundWebhooks:
             )
             return InboundAck(status=InboundOutcome.DUPLICATE, detail="already received")
         try:
-            return await self._apply(provider, report, assets, bus)
+            return await self._apply(provider, report, assets, bus, tasks)
         except Exception:
             await self.store.forget_message(key)  # not applied: a redelivery may try again
             raise
 
     async def _apply(
-        self, provider: str, report: AssetReport, assets: AssetStore, bus: EventBus
+        self,
+        provider: str,
+        report: AssetReport,
+        assets: AssetStore,
+        bus: EventBus,
+        tasks: TaskUpdater,
     ) -> InboundAck:
         asset = await assets.get_any(report.asset_id)
         if asset is None or asset.provider != provider:
             raise UnknownAsset(report.asset_id)
         extra = {"provider": provider, "asset_id": asset.id, "execution_id": asset.execution_id}
-        changes = None if asset.status.terminal else _changes(provider, report, asset)
-        updated = None if changes is None else await assets.update(asset.id, changes)
-        if updated is None:
+        applied = False
+        if asset.status.terminal:
+            pass
+        elif report.status == "PROCESSING":
+            applied = await _progress(asset, report, tasks)
+        else:
+            status, fields = _outcome(provider, report)
+            updated = await assets.finish(asset.id, status, fields)
+            if updated is not None:
+                bus.publish(asset_event(updated))
+                applied = True
+        if not applied:
             _LOGGER.info("inbound report changed nothing", extra=extra)
             return InboundAck(status=InboundOutcome.IGNORED, detail="nothing to change")
         _LOGGER.info("inbound report applied: %s", report.status, extra=extra)
-        bus.publish(asset_event(updated))
         return InboundAck(status=InboundOutcome.APPLIED)
+
+
+async def _progress(asset: GeneratedAsset, report: AssetReport, tasks: TaskUpdater) -> bool:
+    """Store a reported progress on the asset's task; False when it changes nothing."""
+    if report.progress is None or not asset.execution_id or not asset.node_id:
+        return False
+    task = await tasks.task(asset.execution_id, asset.node_id)
+    progress = min(99.0, report.progress)
+    if task is None or task.status.terminal or progress <= task.progress:
+        return False  # progress only moves forward
+    change = TaskChange(
+        progress=progress, estimated=False, description=f"generating ({progress:.0f}%)"
+    )
+    return await tasks.update_task(asset.execution_id, asset.node_id, change) is not None

@@ -1,1 +1,0 @@
-"""Costs: the price table, units of a generation, estimates and recorded spend."""
