@@ -49,6 +49,8 @@ async def test_sign_in_create_and_draw_a_flow(
     await prompt.get_by_role("button", name="Connect from").click()
     await video.get_by_role("button", name="Connect to").click()
     await expect(page.locator(".edges path")).to_have_count(1)
+    # flow, two nodes, three fields, the edge: every write answered and shown
+    await expect(page.locator(".board")).to_have_attribute("data-revision", "7")
 
     def data_of(flow: dict[str, Any], node_id: str) -> dict[str, Any]:
         found: dict[str, Any] = next(n for n in flow["nodes"] if n["id"] == node_id)

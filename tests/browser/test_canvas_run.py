@@ -48,6 +48,8 @@ async def _build_in_page(canvas: CanvasPage) -> tuple[str, str, str]:
     await image.get_by_role("button", name="Connect from").click()
     await video.get_by_role("button", name="Connect to").click()
     await expect(page.locator(".edges path")).to_have_count(1)
+    # flow, image, video, its three fields, the edge: every write answered and shown
+    await expect(page.locator(".board")).to_have_attribute("data-revision", "7")
     image_id = await image.get_attribute("data-node-id")
     video_id = await video.get_attribute("data-node-id")
     assert image_id and video_id
