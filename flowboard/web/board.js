@@ -9,6 +9,8 @@ import { FlowStream } from "./stream.js";
 const SVG = "http://www.w3.org/2000/svg";
 const STEP = 20;
 const PORT_Y = 22;
+// On a phone the nodes are listed top to bottom (app.css): there is nothing to drag.
+const PHONE = window.matchMedia("(max-width: 600px)");
 
 export class Board {
   /**
@@ -41,7 +43,7 @@ export class Board {
       .filter((t) => t.name !== "generated_asset" && t.name !== "asset")
       .map((t) => h("button", { type: "button", onclick: () => this.addNode(t.name) }, `Add ${t.name.replace(/_/g, " ")}`));
     this.filePicker = h("input", {
-      type: "file", accept: "image/*", id: "image-picker", class: "visually-hidden",
+      type: "file", accept: "image/*", id: "image-picker", hidden: true,
       onchange: () => this.addImages([...this.filePicker.files]),
     });
     const toolbar = h("div", { class: "toolbar", role: "toolbar", aria: { label: "Flow actions" } },
@@ -50,7 +52,7 @@ export class Board {
       h("button", { type: "button", onclick: () => this.cancelAll() }, "Cancel run"),
       h("button", { type: "button", onclick: () => this.retryFailed() }, "Retry failed"),
       addButtons,
-      h("label", { htmlFor: "image-picker", class: "button" }, "Add image…"),
+      h("button", { type: "button", onclick: () => this.filePicker.click() }, "Add image…"),
       this.filePicker);
     this.edges = document.createElementNS(SVG, "svg");
     this.edges.classList.add("edges");
@@ -385,7 +387,7 @@ export class Board {
 
   dragStart(event) {
     const head = event.target.closest(".node-head");
-    if (!head || event.target.closest("button") || event.button !== 0) return;
+    if (!head || event.target.closest("button") || event.button !== 0 || PHONE.matches) return;
     const element = head.closest(".node");
     const card = this.cards.get(element.dataset.nodeId);
     if (!card) return;

@@ -32,9 +32,10 @@ async def _build_in_page(canvas: CanvasPage) -> tuple[str, str, str]:
     await page.get_by_role("button", name="Create flow").click()
     await canvas.wait_live()
     flow_id = page.url.rsplit("flow=", 1)[1]
-    await page.locator("#image-picker").set_input_files(
-        files=FilePayload(name="photo.png", mimeType="image/png", buffer=png_bytes())
-    )
+    async with page.expect_file_chooser() as chooser:
+        await page.get_by_role("button", name="Add image…").click()
+    picker = await chooser.value
+    await picker.set_files(FilePayload(name="photo.png", mimeType="image/png", buffer=png_bytes()))
     image = page.locator('.node[data-node-type="asset"]')
     await expect(image.locator("img")).to_be_visible()
     await page.get_by_role("button", name="Add video gen").click()
