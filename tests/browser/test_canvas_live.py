@@ -125,3 +125,16 @@ async def test_a_stale_drag_shows_the_conflict_and_the_servers_state(
     assert clip["position"] == {"x": 500, "y": 320} and stored["revision"] == revision
     # the refused PATCH is the one console line (the browser logs a failed request)
     assert canvas.unexpected_errors("status of 409") == []
+
+
+async def test_a_flow_deleted_elsewhere_sends_the_page_back_to_the_list(
+    browser: Browser, canvas_app: AppClient
+) -> None:
+    flow = await make_flow(canvas_app, "Short-lived", _nodes())
+    canvas = await _open(browser, canvas_app, flow["id"])
+    assert (await canvas_app.delete(f"{API}/flows/{flow['id']}")).status == 204
+    await expect(canvas.page.locator("#notice")).to_have_text("This flow was deleted.")
+    await expect(canvas.page.get_by_role("heading", name="Flows")).to_be_visible()
+    await expect(canvas.page.locator(".node")).to_have_count(0)
+    assert "flow=" not in canvas.page.url
+    assert canvas.unexpected_errors() == []
