@@ -5,7 +5,8 @@ Run: .venv/bin/python bench/inflight.py --operations 5000 --wait-seconds 60
 Starts a FakeVeo (tests/fakes/veo.py) in this process whose operations never finish, then
 its own `flowboard serve` (embedded database, temp data dir, WARNING logs; bench/_util.py)
 with providers.default = veo in Gemini mode pointed at the fake, the configured poll settings
-left alone (config.toml: poll_initial_seconds 5, poll_max_seconds 30) and a Veo deadline
+left alone (config.toml: first poll 20 s, every 15 s within 75-105 s, gaps <= 30 s
+elsewhere; flowboard/providers/veo_polling.py) and a Veo deadline
 longer than the bench. It creates one flow per operation (one video_gen node each), calls
 run-node on each, `--concurrency` at a time, and waits until the fake has accepted every
 start. Then, for --wait-seconds, it samples the flowboard process (not its database child,
@@ -53,7 +54,7 @@ from _util import REPO, Server, flowboard_server, percentile, raise_nofile
 
 sys.path.insert(0, str(REPO))  # tests.fakes
 from flowboard.config import Settings, VeoSettings, load_settings
-from flowboard.providers import veo as veo_provider
+from flowboard.providers import veo_polling
 from tests.fakes.veo import FakeVeo, Outcome, Route, Script
 
 TARGET_CPU_PERCENT = 20.0
@@ -81,22 +82,21 @@ class Schedule:
 
 
 def schedule(veo: VeoSettings, count: int = 40) -> Schedule:
-    """Run the provider's own `poll_delays` with its jitter pinned to each end.
+    """Bounds of the gaps of flowboard/providers/veo_polling.py's schedule.
 
-    veo.py: delay_k = min(max, initial * 1.5**k) * random.uniform(0.75, 1.0); the loop
-    sleeps delay_k after poll k has been answered (and its progress reported), so the gap
-    between the arrivals of polls k and k+1 is at least delay_k >= 0.75 * min(max, ...).
-    The first poll comes uniform(0, initial) after the start: it is no gap and not checked.
+    The loop sleeps delay_k after poll k has been answered (and its progress reported); every
+    delay is its nominal gap x U(0.9, 1), and no nominal gap is below the interval, so every
+    gap between the arrivals of two polls is at least 0.9 x interval. The longest delays
+    come from the schedule with its jitter pinned high. The first poll (first_poll_seconds
+    after the start) is no gap and not checked.
     """
+    timing = veo_polling.timing_for(veo, veo.model)
 
-    def delays(pick: str) -> list[float]:
-        def pinned(a: float, b: float) -> float:
-            return a if pick == "low" else b
+    def top(low: float, high: float) -> float:
+        return high
 
-        gen = veo_provider.poll_delays(veo.poll_initial_seconds, veo.poll_max_seconds, pinned)
-        return list(islice(gen, count))
-
-    return Schedule(delays("low"), delays("high"))
+    high = list(islice(veo_polling.poll_delays(timing, jitter=top), 1, count + 1))
+    return Schedule([veo_polling.JITTER_LOW * timing.interval_seconds] * count, high)
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class PollCheck:
     operations: int
     gaps: int
     min_gap: float
-    first_floor: float  # poll_initial * (1 - jitter tolerance)
+    first_floor: float  # 0.9 x poll_interval_seconds: no gap is shorter
     violations_flat: int  # gaps below first_floor
     violations_schedule: int  # gap k below low[k]
     worst_schedule: str
@@ -319,13 +319,11 @@ def report(
     w = measured.window
     cpu, rss = w.cpu_percent(0), w.rss_max_mb
     started = launched.at_fake
-    rule = schedule(veo)
-    lows = ", ".join(f"{x:.2f}" for x in rule.low[:7])
+    timing = veo_polling.timing_for(veo, veo.model)
     print(
-        f"\npoll rule (flowboard/providers/veo.py poll_delays, initial "
-        f"{veo.poll_initial_seconds:g} s, max {veo.poll_max_seconds:g} s, jitter x U(0.75, 1.0)):"
-        f" gap k between consecutive polls of one operation >= 0.75 x min(max, initial x 1.5^k)"
-        f" = {lows}, ... s; so every gap >= poll_initial x (1 - 0.25) = {checked.first_floor:g} s"
+        f"\npoll rule (flowboard/providers/veo_polling.py, {timing}, jitter x U(0.9, 1.0)):"
+        f" every gap between consecutive polls of one operation >= 0.9 x interval ="
+        f" {checked.first_floor:g} s"
     )
     print(
         f"window: {w.seconds:.1f} s, from {args.settle_seconds:g} s after {started} operations"
@@ -429,8 +427,8 @@ def main() -> None:
     print(f"flowboard: {git_revision()}")
     print(
         f"{args.operations} operations (FakeVeo, never done), launched {args.concurrency} at a "
-        f"time; veo poll_initial {veo.poll_initial_seconds:g} s, poll_max "
-        f"{veo.poll_max_seconds:g} s (config.toml, or --server-env), "
+        f"time; veo schedule {veo_polling.timing_for(veo, veo.model)} "
+        "(config.toml, or --server-env), "
         f"deadline {veo.deadline_seconds:g} s"
     )
     extra = {k: v for k, v in env.items() if "API_KEY" not in k}

@@ -4,8 +4,9 @@ Run: .venv/bin/python bench/veo_floor.py --operations 5000 --settle-seconds 55
 
 Starts a FakeVeo (tests/fakes/veo.py) in this process whose operations never finish, and
 one child process per variant that starts N operations through google-genai and then
-follows all of them at the configured cadence (config.toml: poll_initial_seconds,
-poll_max_seconds), each in its own task, as Flowboard does:
+follows all of them on the configured schedule (config.toml: first_poll_seconds,
+typical_seconds, poll_interval_seconds, poll_max_seconds; flowboard/providers/veo_polling.py),
+each in its own task, as Flowboard does:
 
 - sdk: a bare loop of `client.aio.operations.get()` and `poll_delays()` sleeps, on the
   SDK client Flowboard builds (flowboard/providers/veo_client.py). Nothing else runs.
@@ -24,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -40,8 +40,9 @@ from google.genai import types
 
 from flowboard.config import VeoSettings, load_settings
 from flowboard.providers.base import Progress, VideoRequest
-from flowboard.providers.veo import VeoProvider, poll_delays
+from flowboard.providers.veo import VeoProvider
 from flowboard.providers.veo_client import VeoClient
+from flowboard.providers.veo_polling import poll_delays, timing_for
 from tests.fakes.veo import FakeVeo, Outcome, Script
 
 VARIANTS = ("sdk", "provider")
@@ -67,15 +68,22 @@ def _settings(port: int) -> VeoSettings:
     return veo.model_copy(update={"mode": "gemini", "api_key": "fake-api-key", "base_url": base})
 
 
-async def _start_all(client: VeoClient, count: int) -> list[str]:
+MODEL = "veo-3.0-generate-001"
+REQUEST = VideoRequest("bench", "bench", 4, "16:9", "720p", model=MODEL)
+
+
+async def _start_all(client: VeoClient, provider: VeoProvider | None, count: int) -> list[str]:
+    """Start `count` operations: through the SDK, or through the provider (which then
+    follows them from their start, as Flowboard does)."""
     aio = await client.aio()
     gate = asyncio.Semaphore(START_CONCURRENCY)
     source = types.GenerateVideosSource(prompt="bench")
 
     async def one() -> str:
         async with gate:
-            model = "veo-3.0-generate-001"
-            operation = await aio.models.generate_videos(model=model, source=source)
+            if provider is not None:
+                return await provider.start(REQUEST)
+            operation = await aio.models.generate_videos(model=MODEL, source=source)
             return str(operation.name)
 
     return await asyncio.gather(*(one() for _ in range(count)))
@@ -89,8 +97,8 @@ class _Counter:
 async def _follow_sdk(client: VeoClient, veo: VeoSettings, name: str, seen: _Counter) -> None:
     aio = await client.aio()
     pending = types.GenerateVideosOperation.model_validate({"name": name})
-    delays = poll_delays(veo.poll_initial_seconds, veo.poll_max_seconds)
-    await asyncio.sleep(random.uniform(0, veo.poll_initial_seconds))  # as VeoProvider
+    delays = poll_delays(timing_for(veo, MODEL))  # as VeoProvider, from the start
+    await asyncio.sleep(next(delays))
     while True:
         await aio.operations.get(pending)
         seen.polls += 1
@@ -101,15 +109,14 @@ async def _follow_provider(provider: VeoProvider, name: str, seen: _Counter) -> 
     async def report(progress: Progress) -> None:
         seen.polls += 1  # called once per answered poll of a running operation
 
-    request = VideoRequest(name, "bench", 4, "16:9", "720p")
-    await provider.follow(name, request, report)
+    await provider.follow(name, REQUEST, report)
 
 
 async def child(variant: str, port: int, count: int, settle: float, window: float) -> Figures:
     veo = _settings(port)
     provider = VeoProvider(veo)
     client = VeoClient(veo, 120.0)
-    names = await _start_all(client, count)
+    names = await _start_all(client, provider if variant == "provider" else None, count)
     seen = _Counter()
     if variant == "sdk":
         tasks = [asyncio.create_task(_follow_sdk(client, veo, n, seen)) for n in names]
@@ -184,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     veo = _settings(0)
     print(f"flowboard: {git_revision()}\n{machine_line()}")
     print(
-        f"{args.operations} operations per variant (FakeVeo, never done); poll_initial "
-        f"{veo.poll_initial_seconds:g} s, poll_max {veo.poll_max_seconds:g} s; window "
+        f"{args.operations} operations per variant (FakeVeo, never done); schedule "
+        f"{timing_for(veo, MODEL)}; window "
         f"{args.window_seconds:g} s from {args.settle_seconds:g} s after the last start"
     )
     results = uvloop.run(parent(args))

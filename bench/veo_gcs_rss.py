@@ -238,7 +238,9 @@ def main() -> None:
         "FLOWBOARD_PROVIDERS__VEO__ACCESS_TOKEN": fake.token,
         "FLOWBOARD_PROVIDERS__VEO__BASE_URL": fake.base_url,
         "FLOWBOARD_PROVIDERS__VEO__OUTPUT_GCS_URI": OUTPUT_GCS_URI,
-        "FLOWBOARD_PROVIDERS__VEO__POLL_INITIAL_SECONDS": "0.2",
+        "FLOWBOARD_PROVIDERS__VEO__FIRST_POLL_SECONDS": "0.2",
+        "FLOWBOARD_PROVIDERS__VEO__POLL_INTERVAL_SECONDS": "0.2",
+        "FLOWBOARD_PROVIDERS__VEO__POLL_MAX_SECONDS": "0.2",
     }
     print(f"Veo Cloud Storage read-back bench — {time.strftime('%a %d %b %Y %H:%M:%S %Z')}")
     print(f"machine: {machine_line()}")

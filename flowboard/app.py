@@ -17,9 +17,13 @@ from flowboard.api.guards import GUARDS, RouteGuards, database_middleware, space
 from flowboard.api.ratelimit import RATE_LIMITS, RateLimiter, ratelimit_middleware
 from flowboard.api.routes import setup_routes
 from flowboard.auth.service import Authenticator
+from flowboard.budgets.service import Budgets
+from flowboard.budgets.store import BudgetStore
 from flowboard.canvas.limits import FlowLimits
 from flowboard.canvas.service import CanvasService
 from flowboard.config import Settings
+from flowboard.costs.planner import RunPlanner
+from flowboard.costs.prices import PriceTable
 from flowboard.db.lifecycle import open_supervised
 from flowboard.db.outage import DatabaseHealth, watching
 from flowboard.events.bus import EventBus
@@ -177,6 +181,8 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         mirror=app[MIRROR],
         metrics=app[METRICS],
     )
+    reuse, prices = Reuse(assets), PriceTable(settings.costs)
+    budgets = Budgets(BudgetStore(app[DATABASE]), settings.costs.unit)
     generation = GenerationProcessor(
         tasks=engine,
         assets=assets,
@@ -189,8 +195,11 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         settings=settings.execution,
         work_dir=settings.data_path / "tmp",
         kinds=generation_types(),
-        reuse=Reuse(assets),
+        reuse=reuse,
+        prices=prices,
+        budgets=budgets,
     )
+    engine.planner, engine.budgets = RunPlanner(prices, app[PROVIDERS], reuse), budgets
     generation.on_retry = lambda node_type: app[METRICS].provider_retries.labels(node_type).inc()
     for node_type in generation.kinds:
         engine.processors[node_type] = generation

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from flowboard import __version__, runfiles
-from flowboard.commands import backup, run, tokens
+from flowboard.commands import backup, budget, run, tokens
 from flowboard.config import ConfigError, Settings, config_path, load_settings
 from flowboard.log import configure_logging
 from flowboard.providers.comfyui_workflow import check_settings
@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
     tokens.add_parser(commands)
+    budget.add_parser(commands)
     run.add_parser(commands)
     backup.add_parsers(commands)
     commands.add_parser("schema", help="print the JSON Schema of flow files (flowboard.flow/v1)")
@@ -193,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return backup.run(settings, args)
         if args.command == "token":
             return tokens.run(settings, args)
+        if args.command == "budget":
+            return budget.run(settings, args)
         if args.command == "schema":
             return _print_schema()
         return serve(settings)

@@ -10,7 +10,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "FLOWBOARD_"
 ENV_SEPARATOR = "__"
@@ -104,6 +112,15 @@ class LocalProviderSettings(_Section):
     deadline_seconds: float = Field(default=600.0, gt=0)
 
 
+class VeoModelTiming(_Section):
+    """One model's polling schedule; a key left out takes the `[providers.veo]` value."""
+
+    first_poll_seconds: float | None = Field(default=None, gt=0)
+    typical_seconds: float | None = Field(default=None, gt=0)
+    poll_interval_seconds: float | None = Field(default=None, gt=0)
+    poll_max_seconds: float | None = Field(default=None, gt=0)
+
+
 class VeoSettings(_Section):
     mode: Literal["gemini", "vertex"] = "gemini"
     api_key: str = ""
@@ -113,10 +130,36 @@ class VeoSettings(_Section):
     access_token: str = ""
     base_url: str = ""
     model: str = "veo-3.0-generate-001"
-    poll_initial_seconds: float = Field(default=5.0, gt=0)
-    poll_max_seconds: float = Field(default=30.0, gt=0)
-    deadline_seconds: float = Field(default=900.0, gt=0)
+    # The polling schedule (providers/veo_polling.py): first poll near the earliest
+    # plausible completion, every poll_interval_seconds around typical_seconds, then
+    # backing off to poll_max_seconds. `models` overrides it per model name prefix.
+    first_poll_seconds: float = Field(default=20.0, gt=0)
     typical_seconds: float = Field(default=90.0, gt=0)
+    poll_interval_seconds: float = Field(default=15.0, gt=0)
+    poll_max_seconds: float = Field(default=30.0, gt=0)
+    # Estimates from Google's documented 11 s - 6 min latency; a `models` table in the
+    # config file replaces these entries.
+    models: dict[str, VeoModelTiming] = Field(
+        default_factory=lambda: {
+            prefix: VeoModelTiming(
+                first_poll_seconds=15.0, typical_seconds=60.0, poll_interval_seconds=10.0
+            )
+            for prefix in ("veo-3.0-fast", "veo-3.1-fast")
+        }
+    )
+    deadline_seconds: float = Field(default=900.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_poll_initial(cls, data: Any) -> Any:
+        """Read the replaced `poll_initial_seconds` as the first poll and the interval."""
+        if isinstance(data, dict) and "poll_initial_seconds" in data:
+            data = dict(data)
+            initial = data.pop("poll_initial_seconds")
+            data.setdefault("first_poll_seconds", initial)
+            data.setdefault("poll_interval_seconds", initial)
+        return data
+
     output_gcs_uri: str = Field(default="", pattern=r"^(gs://[a-z0-9][a-z0-9._-]{2,221}/.*)?$")
     delete_gcs_output: bool = False
     storage_base_url: str = ""
@@ -262,6 +305,31 @@ class CanvasSettings(_Section):
     max_flow_bytes: int = Field(default=4 * 1_048_576, ge=1024, le=15 * 1_048_576)
 
 
+class PriceSettings(_Section):
+    """One price row, in cost units: per second of video, per image, per run."""
+
+    per_second: float = Field(default=0.0, ge=0)
+    per_image: float = Field(default=0.0, ge=0)
+    per_run: float = Field(default=0.0, ge=0)
+
+
+def _example_prices() -> dict[str, PriceSettings]:
+    """EXAMPLE figures (config.toml repeats them): set your own, they are not list prices."""
+    return {
+        "veo": PriceSettings(per_second=0.40),
+        "veo:veo-3.0-fast-generate-001": PriceSettings(per_second=0.15),
+        "gemini_image": PriceSettings(per_image=0.039),
+        "imagen": PriceSettings(per_image=0.04),
+    }
+
+
+class CostSettings(_Section):
+    """The price table (flowboard/costs/): rows "<provider>" or "<provider>:<model>"."""
+
+    unit: str = Field(default="USD", min_length=1, max_length=16)
+    prices: dict[str, PriceSettings] = Field(default_factory=_example_prices)
+
+
 class Settings(_Section):
     """Every setting of the service; see config.toml for the meaning of each."""
 
@@ -279,6 +347,7 @@ class Settings(_Section):
     webhooks: WebhooksSettings = WebhooksSettings()
     ratelimit: RateLimitSettings = RateLimitSettings()
     canvas: CanvasSettings = CanvasSettings()
+    costs: CostSettings = CostSettings()
     # Python modules imported at start-up that add node types (`NODE_TYPE`) or a
     # provider (`SPEC`) without changing Flowboard itself.
     plugins: list[str] = Field(default_factory=list)

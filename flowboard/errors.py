@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     NODE_REMOVED = "node_removed"
     HANDLER_FAILED = "handler_failed"
+    BUDGET_EXCEEDED = "budget_exceeded"
 
 
 class CodedError(Exception):

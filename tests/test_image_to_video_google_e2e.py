@@ -43,7 +43,8 @@ async def test_generated_image_bytes_reach_veo(
         if mode == "gemini"
         else {"mode": "vertex", "project": "proj", "access_token": veo.token}
     )
-    veo_settings = {**credentials, "base_url": veo.base_url, "poll_initial_seconds": 0.05}
+    veo_settings = {**credentials, "base_url": veo.base_url, "first_poll_seconds": 0.05}
+    veo_settings |= {"poll_interval_seconds": 0.05, "poll_max_seconds": 0.2}
     settings = make_settings(
         providers={
             "veo": veo_settings,

@@ -28,7 +28,7 @@ from flowboard.providers.base import (
     VideoProvider,
     VideoRequest,
 )
-from flowboard.providers.veo import VeoProvider, estimate_percent, poll_delays
+from flowboard.providers.veo import VeoProvider, estimate_percent
 from flowboard.providers.veo_client import env_proxy
 from tests.fakes.veo import FakeVeo, Mode, Outcome, Route, Script
 from tests.fakes.veo_media import probe_mp4
@@ -78,7 +78,8 @@ def make_settings(fake: FakeVeo, mode: Mode, **changes: Any) -> VeoSettings:
         "location": LOCATION,
         "access_token": TOKEN,
         "base_url": fake.base_url,
-        "poll_initial_seconds": 0.01,
+        "first_poll_seconds": 0.01,
+        "poll_interval_seconds": 0.01,
         "poll_max_seconds": 0.05,
         "typical_seconds": 1.0,
     }
@@ -532,7 +533,9 @@ async def test_progress_is_estimated_increasing_and_below_100(fake: FakeVeo, mod
 @pytest.mark.parametrize("mode", [Mode.GEMINI], ids=str)
 async def test_many_follows_mostly_sleep(fake: FakeVeo, mode: Mode) -> None:
     fake.default_script = Script(Outcome.NEVER)
-    veo = make_provider(fake, mode, poll_initial_seconds=0.05, poll_max_seconds=0.2)
+    veo = make_provider(
+        fake, mode, first_poll_seconds=0.05, poll_interval_seconds=0.05, poll_max_seconds=0.2
+    )
     try:
         names = await asyncio.gather(*(veo.start(BASE_REQUEST) for _ in range(100)))
         follows = [veo.follow(name, BASE_REQUEST, Reports()) for name in names]
@@ -622,15 +625,6 @@ def test_env_proxy_follows_the_url_scheme(monkeypatch: pytest.MonkeyPatch) -> No
     assert env_proxy(google) == "http://lower.example:3128"
     monkeypatch.setenv("NO_PROXY", ".googleapis.com")
     assert env_proxy(google) is None
-
-
-def test_poll_delays_grow_with_jitter_up_to_the_maximum() -> None:
-    delays = list(itertools.islice(poll_delays(1.0, 10.0), 40))
-
-    assert 0.75 <= delays[0] <= 1.0
-    assert all(0 < delay <= 10.0 for delay in delays)
-    assert min(delays[-10:]) >= 7.5
-    assert len(set(delays)) == 40  # jittered, not lock-step, even at the cap
 
 
 def test_estimate_percent_approaches_but_never_reaches_95() -> None:
@@ -772,3 +766,26 @@ async def test_logs_are_structured_and_never_hold_secrets(
     assert started[0].__dict__["job_id"] == "job-1"
     flowboard = [r for r in caplog.records if r.name.startswith("flowboard.providers")]
     assert all("operation" in r.__dict__ or "job_id" in r.__dict__ for r in flowboard)
+
+
+@pytest.mark.parametrize("mode", [Mode.VERTEX], ids=str)
+async def test_polls_keep_to_the_models_schedule(fake: FakeVeo, mode: Mode) -> None:
+    fake.enqueue(Script(polls_until_done=2))
+    veo = make_provider(
+        fake, mode, first_poll_seconds=0.05,
+        models={"veo-3.1": {
+            "first_poll_seconds": 0.4, "poll_interval_seconds": 0.2, "poll_max_seconds": 0.3,
+        }},
+    )  # fmt: skip
+    try:
+        await read_all(await run(veo, video_request(model="veo-3.1-generate-preview")))
+    finally:
+        await veo.close()
+
+    [start] = fake.arrival_times(Route.START)
+    polls = fake.arrival_times(Route.POLL)
+    assert len(polls) == 3
+    # The model's own first poll (0.4 s x U(0.9, 1)), not the default 0.05 s; then gaps of
+    # at least 0.9 x its interval.
+    assert polls[0] - start >= 0.36
+    assert all(b - a >= 0.18 for a, b in itertools.pairwise(polls))

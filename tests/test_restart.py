@@ -87,7 +87,8 @@ def _provider_env(veo: FakeVeo, comfy: FakeComfyUI) -> dict[str, str]:
     env = {
         "FLOWBOARD_PROVIDERS__VEO__API_KEY": veo.api_key,
         "FLOWBOARD_PROVIDERS__VEO__BASE_URL": veo.base_url,
-        "FLOWBOARD_PROVIDERS__VEO__POLL_INITIAL_SECONDS": "0.2",
+        "FLOWBOARD_PROVIDERS__VEO__FIRST_POLL_SECONDS": "0.2",
+        "FLOWBOARD_PROVIDERS__VEO__POLL_INTERVAL_SECONDS": "0.2",
         "FLOWBOARD_PROVIDERS__VEO__POLL_MAX_SECONDS": "0.5",
         "FLOWBOARD_PROVIDERS__COMFYUI__URL": comfy.url,
         "FLOWBOARD_PROVIDERS__COMFYUI__WORKFLOW": "t2v",

@@ -44,7 +44,9 @@ async def app(
         "mode": "gemini",
         "api_key": veo.api_key,
         "base_url": veo.base_url,
-        "poll_initial_seconds": 0.05,
+        "first_poll_seconds": 0.05,
+        "poll_interval_seconds": 0.05,
+        "poll_max_seconds": 0.2,
     }
     settings = make_settings(
         providers={

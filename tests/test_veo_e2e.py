@@ -33,7 +33,12 @@ async def fake() -> AsyncIterator[FakeVeo]:
 
 
 def veo_settings(fake: FakeVeo, mode: str, **extra: Any) -> dict[str, Any]:
-    common = {"base_url": fake.base_url, "poll_initial_seconds": 0.05, "poll_max_seconds": 0.2}
+    common = {
+        "base_url": fake.base_url,
+        "first_poll_seconds": 0.05,
+        "poll_interval_seconds": 0.05,
+        "poll_max_seconds": 0.2,
+    }
     if mode == "gemini":
         return {"mode": "gemini", "api_key": fake.api_key, **common, **extra}
     return {

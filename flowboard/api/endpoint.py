@@ -41,6 +41,8 @@ class Endpoint:
     rate_limited: bool = False  # charged to the caller's bucket (api/ratelimit.py)
     needs_space: bool = False  # refused with 507 while disk space is low (api/guards.py)
     database: bool = True  # answers 503 at once while the database is down (api/guards.py)
+    # Other answers it documents: (status, body model or None for the error body, text).
+    also: Sequence[tuple[int, type[BaseModel] | None, str]] = field(default_factory=tuple)
 
     def route(self) -> web.RouteDef:
         return web.route(self.method, self.path, self.handler)

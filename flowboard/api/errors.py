@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from flowboard.api.endpoint import Handler
+from flowboard.budgets.service import BudgetExceeded
 from flowboard.canvas.edits import NotFoundInFlow
 from flowboard.canvas.graph import GraphError
 from flowboard.canvas.service import FlowNotFound, RevisionConflict
@@ -91,6 +92,8 @@ def _from_domain(exc: Exception) -> web.Response | None:
         return error_response(422, "unsafe_url", f"url refused: {exc}")
     if isinstance(exc, InsufficientStorage):
         return error_response(507, "insufficient_storage", str(exc))
+    if isinstance(exc, BudgetExceeded):
+        return error_response(402, "budget_exceeded", exc.message, exc.details)
     return None
 
 

@@ -9,6 +9,7 @@ from flowboard.api.bodies import json_answer, query_int, read_model
 from flowboard.api.endpoint import Endpoint, Param
 from flowboard.api.flows import FLOW_ID, PREFIX
 from flowboard.api.principal import org_id
+from flowboard.costs.planner import RunPlan
 from flowboard.execution.model import Execution
 from flowboard.ids import Id
 from flowboard.keys import ENGINE
@@ -31,6 +32,8 @@ class RunFlowRequest(ApiModel):
     force: bool = False  # regenerate every node instead of reusing unchanged results
     # Run only these nodes and what they need (their runnable ancestors).
     targets: list[Id] | None = Field(default=None, min_length=1, max_length=1000)
+    # Answer the plan (run / reuse / wait per node, estimated cost) and start nothing.
+    dry_run: bool = False
 
 
 class CancelRequest(ApiModel):
@@ -62,6 +65,11 @@ async def run_node(request: web.Request) -> web.Response:
 
 async def run_flow(request: web.Request) -> web.Response:
     body = await read_model(request, RunFlowRequest) if request.can_read_body else RunFlowRequest()
+    if body.dry_run:
+        plan = await request.app[ENGINE].plan_flow(
+            org_id(request), request.match_info["flowId"], body.force, body.targets
+        )
+        return json_answer(plan)
     execution = await request.app[ENGINE].run_flow(
         org_id(request),
         request.match_info["flowId"],
@@ -115,6 +123,7 @@ def endpoints() -> list[Endpoint]:
             params=(IDEMPOTENCY_KEY,),
             rate_limited=True,
             needs_space=True,
+            also=((402, None, "The estimate is more than the budget has left (budget_exceeded)"),),
         ),
         Endpoint(
             "POST",
@@ -128,6 +137,10 @@ def endpoints() -> list[Endpoint]:
             params=(FLOW_ID, IDEMPOTENCY_KEY),
             rate_limited=True,
             needs_space=True,
+            also=(
+                (200, RunPlan, "dryRun: the plan and its estimated cost; nothing started"),
+                (402, None, "The estimate is more than the budget has left (budget_exceeded)"),
+            ),
         ),
         Endpoint(
             "GET",

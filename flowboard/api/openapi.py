@@ -28,6 +28,7 @@ def _schemas(endpoints: Sequence[Endpoint]) -> tuple[dict[Any, Any], dict[str, A
             wanted.append((ep.request, "validation"))
         if ep.response is not None:
             wanted.append((ep.response, "serialization"))
+        wanted += [(model, "serialization") for _, model, _ in ep.also if model is not None]
     wanted += [(t.data_model, "validation") for t in NODE_TYPES.values()]
     unique = list(dict.fromkeys(wanted))
     refs, doc = models_json_schema(unique, ref_template=REF)
@@ -100,6 +101,13 @@ def _operation(ep: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
             "description": "Free disk space is below the floor (insufficient_storage)",
             **_error_body(refs),
         }
+    for status, model, text in ep.also:
+        body = (
+            {"content": {"application/json": {"schema": _ref(refs, model, "serialization")}}}
+            if model is not None
+            else _error_body(refs)
+        )
+        op["responses"][str(status)] = {"description": text, **body}
     if ep.request is not None:
         op["requestBody"] = {
             "required": True,

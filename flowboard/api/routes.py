@@ -6,6 +6,7 @@ from aiohttp import web
 
 from flowboard.api import (
     assets,
+    budgets,
     canvas_page,
     executions,
     flow_transfer,
@@ -27,6 +28,7 @@ def all_endpoints() -> list[Endpoint]:
         *flow_transfer.endpoints(),
         *subscribe.endpoints(),
         *executions.endpoints(),
+        *budgets.endpoints(),
         *assets.endpoints(),
         *webhooks.endpoints(),
     ]

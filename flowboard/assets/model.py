@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
+from flowboard.budgets.model import Reservation
 from flowboard.events.types import AssetUpdated
 from flowboard.execution.model import Task, TaskStatus
 from flowboard.schema import ApiModel
@@ -103,6 +104,7 @@ class GeneratedAsset(ApiModel):
     media: MediaInfo | None = None  # a video's real size, rate, duration, frames
     storage_prefix: str | None = None
     content_key: str | None = None  # execution/content_key.py: what this take depends on
+    reservation: Reservation | None = None  # budget reserved when it started (budgets/)
     error: AssetError | None = None
     created_at: datetime
     updated_at: datetime

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from flowboard.costs.ledger import settle, totals
+from flowboard.costs.model import Units
 from flowboard.execution.model import Execution, Task, TaskError, TaskStatus, check_transition
 from flowboard.ids import utcnow
 
@@ -23,6 +25,8 @@ class TaskChange:
     add_attempt: bool = False
     cached: bool | None = None
     content_key: str | None = None
+    actual_units: Units | None = None  # what the ended task delivered (flowboard/costs/)
+    actual_cost: float | None = None
 
 
 def _progress(task: Task, change: TaskChange, status: TaskStatus) -> float:
@@ -55,12 +59,14 @@ def apply_change(execution: Execution, node_id: str, change: TaskChange) -> Exec
         "attempts": task.attempts + (1 if change.add_attempt else 0),
         "cached": task.cached if change.cached is None else change.cached,
         "content_key": change.content_key or task.content_key,
+        "cost": settle(task.cost, change.actual_units, change.actual_cost, status.terminal),
         "updated_at": now,
         "started_at": task.started_at or (now if status is TaskStatus.PROCESSING else None),
         "finished_at": now if status.terminal else None,
     }
     tasks = {**execution.tasks, node_id: task.model_copy(update=updates)}
-    changed = execution.model_copy(update={"tasks": tasks, "updated_at": now})
+    cost = execution.cost and totals((t.cost for t in tasks.values()), execution.cost.unit)
+    changed = execution.model_copy(update={"tasks": tasks, "updated_at": now, "cost": cost})
     status_now = changed.derived_status()
     finished = now if status_now.terminal else None
     return changed.model_copy(

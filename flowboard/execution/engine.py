@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from flowboard.budgets.service import Budgets
 from flowboard.canvas.model import Flow
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
+from flowboard.costs.planner import RunPlan, RunPlanner, with_estimates
 from flowboard.errors import ErrorCode, InvalidRequest, StaleWrite
 from flowboard.events.bus import EventBus, on
 from flowboard.events.types import AssetUpdated, ExecutionUpdated, HandlerFailed
@@ -66,6 +68,8 @@ class ExecutionEngine:
     mirror: FirestoreMirror | None = None
     metrics: Metrics = field(default_factory=Metrics)
     processors: dict[str, NodeProcessor] = field(default_factory=dict)
+    planner: RunPlanner | None = None  # estimates and dry runs (flowboard/costs/)
+    budgets: Budgets | None = None  # spend limits per organisation (flowboard/budgets/)
     _state_locks: KeyedLock = field(default_factory=KeyedLock)
     _schedule_locks: KeyedLock = field(default_factory=KeyedLock)
     # The latest state of each execution still active, kept by the one writer of it:
@@ -101,6 +105,22 @@ class ExecutionEngine:
         targets: list[str] | None = None,
     ) -> Execution:
         """Run the flow (or only `targets` and what they need); reuse unless `force`."""
+        flow, plan = await self._flow_plan(org_id, flow_id, targets)
+        return await self._create(
+            org_id, flow, ExecutionKind.FLOW, plan, client_request_id, reuse=not force
+        )
+
+    async def plan_flow(
+        self, org_id: str, flow_id: str, force: bool = False, targets: list[str] | None = None
+    ) -> RunPlan:
+        """What run_flow would do and cost (a dry run: nothing is written or started)."""
+        flow, plan = await self._flow_plan(org_id, flow_id, targets)
+        assert self.planner is not None  # the app always sets one
+        return await self.planner.plan(org_id, flow, plan, reuse=not force)
+
+    async def _flow_plan(
+        self, org_id: str, flow_id: str, targets: list[str] | None
+    ) -> tuple[Flow, dict[str, list[str]]]:
         flow = await self.canvas.get(org_id, flow_id)
         plan = flow_plan(flow)
         if not plan:
@@ -108,9 +128,7 @@ class ExecutionEngine:
         if targets:
             plan = restrict(plan, targets)
         await self._check(flow, list(plan))
-        return await self._create(
-            org_id, flow, ExecutionKind.FLOW, plan, client_request_id, reuse=not force
-        )
+        return flow, plan
 
     async def _check(self, flow: Flow, node_ids: list[str]) -> None:
         """Let each node's processor refuse what cannot run (a 422 before anything starts)."""
@@ -136,6 +154,11 @@ class ExecutionEngine:
                 return existing
         execution = self._new_execution(org_id, flow, kind, plan, client_request_id)
         execution = execution.model_copy(update={"retry_of": retry_of, "reuse": reuse})
+        if self.planner is not None:  # each task's estimate (flowboard/costs/)
+            estimate = await self.planner.plan(org_id, flow, plan, reuse)
+            if self.budgets is not None:  # 402 before anything starts (budgets/)
+                await self.budgets.check(org_id, estimate.estimated_cost)
+            execution = with_estimates(execution, estimate)
         # The first tasks are written already PROCESSING, in the execution's one insert.
         launches: list[Launch] = []
         for node_id in self._startable(execution):

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from flowboard.costs.model import ExecutionCost, TaskCost
 from flowboard.schema import ApiModel
 
 
@@ -83,6 +84,7 @@ class Task(ApiModel):
     attempts: int = 0
     cached: bool = False
     content_key: str | None = None
+    cost: TaskCost | None = None  # estimated and actual units and cost (flowboard/costs/)
     depends_on: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
@@ -110,6 +112,7 @@ class Execution(ApiModel):
     client_request_id: str | None = None
     retry_of: str | None = None
     reuse: bool = False  # tasks may reuse unchanged results (execution/reuse.py)
+    cost: ExecutionCost | None = None  # the tasks' totals (flowboard/costs/)
     version: int = 0
     created_at: datetime
     updated_at: datetime

@@ -19,6 +19,7 @@ from typing import Any
 from pymongo import DESCENDING
 
 from flowboard.assets.model import AssetStatus, GeneratedAsset
+from flowboard.costs.model import Units
 from flowboard.db.documents import from_doc
 from flowboard.execution.changes import TaskChange
 from flowboard.execution.content_key import ContentKeys
@@ -85,4 +86,6 @@ class Reuse:
             description="reused an unchanged result",
             cached=True,
             content_key=key,
+            actual_units=Units(),
+            actual_cost=0.0,
         )

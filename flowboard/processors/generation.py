@@ -36,11 +36,15 @@ from flowboard.assets.model import (
     asset_event,
 )
 from flowboard.assets.output import new_prefix
+from flowboard.budgets.model import Reservation
+from flowboard.budgets.service import Budgets
 from flowboard.canvas.model import Flow, Node
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
+from flowboard.costs.prices import PriceTable
+from flowboard.costs.units import delivered_units, estimate_units
 from flowboard.db.outage import is_outage
-from flowboard.errors import StaleWrite
+from flowboard.errors import InvalidRequest, StaleWrite
 from flowboard.events.bus import EventBus, on
 from flowboard.events.types import AssetUpdated
 from flowboard.execution.changes import TaskChange
@@ -170,6 +174,8 @@ class GenerationProcessor:
     kinds: dict[str, NodeType] = field(default_factory=dict)
     on_retry: Callable[[str], None] | None = None
     reuse: Reuse | None = None  # content keys and reuse of unchanged results
+    prices: PriceTable | None = None  # the actual cost recorded on finished tasks
+    budgets: Budgets | None = None  # reserve at start, settle at end (budgets/)
     _operations: dict[str, tuple[AnyProvider, str]] = field(default_factory=dict)
 
     def _spec(self, node_type: str) -> tuple[NodeType, GenerationSpec]:
@@ -196,9 +202,9 @@ class GenerationProcessor:
             if found is not None:
                 change = await self.reuse.claim(job, found, key)
                 return Launch(change, lambda: self._show_reused(job, found))
+        reservation = await self._reserve(job, spec, data, provider.name)
         asset = self._new_asset(job, spec, data, provider.name)
-        if key is not None:
-            asset = asset.model_copy(update={"content_key": key})
+        asset = asset.model_copy(update={"content_key": key, "reservation": reservation})
         change = TaskChange(
             status=TaskStatus.PROCESSING,
             output_asset_id=asset.id,
@@ -207,6 +213,23 @@ class GenerationProcessor:
             content_key=key,
         )
         return Launch(change, lambda: self._begin(job, asset))
+
+    async def _reserve(
+        self, job: Job, spec: GenerationSpec, data: Any, provider: str
+    ) -> Reservation | None:
+        """Reserve the task's estimate in its organisation's budget (refused: a 422 code)."""
+        if self.budgets is None or self.prices is None:
+            return None
+        params = data.model_dump(mode="json", by_alias=True, exclude_none=True)
+        model = params.get("model")
+        amount = self.prices.cost(provider, model, estimate_units(spec.media, params))
+        if amount <= 0:
+            return None
+        reservation = await self.budgets.reserve(job.org_id, amount)
+        if reservation is None:
+            message = f"the budget has less than this node's estimate ({amount:g}) left"
+            raise InvalidRequest(message, ErrorCode.BUDGET_EXCEEDED)
+        return reservation
 
     def _show_reused(self, job: Job, asset: GeneratedAsset) -> None:
         self.runner.spawn(f"{job.key}:shown", self._show_asset(job.org_id, job.flow.id, asset))
@@ -458,14 +481,19 @@ class GenerationProcessor:
         if not status.terminal:
             return  # progress is the task's own: reporters write it there directly
         if status is AssetStatus.COMPLETED:
+            asset = await self.assets.get_any(event.asset_id)
+            actual = self._actual_cost(asset)
+            await self._settle(asset, actual.get("actual_cost", 0.0))
             task = await self.tasks.task_status(event.execution_id, event.node_id)
             if task is None or task.terminal:
                 return  # ended meanwhile (cancelled, or a listener failed it)
-            await self._show_output(event)
+            if asset is not None:
+                await self._show_asset(event.org_id, event.flow_id, asset)
             change = TaskChange(
-                status=TaskStatus.COMPLETED, output_url=event.url, description="completed"
+                status=TaskStatus.COMPLETED, output_url=event.url, description="completed", **actual
             )
         else:
+            await self._settle(await self.assets.get_any(event.asset_id), 0.0)
             error = TaskError(code=event.error_code or "failed", message=event.error_message or "")
             task_status = (
                 TaskStatus.CANCELLED if status is AssetStatus.CANCELLED else TaskStatus.FAILED
@@ -473,13 +501,22 @@ class GenerationProcessor:
             change = TaskChange(status=task_status, error=error, description=error.message)
         await self.tasks.update_task(event.execution_id, event.node_id, change)
 
-    async def _show_output(self, event: AssetUpdated) -> None:
-        """Show the finished take on the source node's output node (added the first time)."""
-        asset = await self.assets.get_any(event.asset_id)
-        if asset is not None:
-            await self._show_asset(event.org_id, event.flow_id, asset)
+    async def _settle(self, asset: GeneratedAsset | None, actual: float) -> None:
+        if self.budgets is not None and asset is not None and asset.reservation is not None:
+            await self.budgets.settle(asset, actual)
+
+    def _actual_cost(self, asset: GeneratedAsset | None) -> dict[str, Any]:
+        """What a finished take cost by the price table (TaskChange fields)."""
+        if asset is None or self.prices is None or asset.provider is None:
+            return {}
+        units = delivered_units(asset)
+        model = asset.parameters.get("model")
+        cost = self.prices.cost(asset.provider, str(model) if model else None, units)
+        return {"actual_units": units, "actual_cost": cost}
 
     async def _show_asset(self, org_id: str, flow_id: str, asset: GeneratedAsset) -> None:
+        """Show the finished take on the source node's output node (added the first time)."""
+
         def edit(flow: Flow) -> Flow:
             return show_take(flow, asset) or flow
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -43,6 +42,7 @@ from flowboard.providers.veo_client import VeoClient
 from flowboard.providers.veo_errors import CALL_ERRORS, provider_error
 from flowboard.providers.veo_gcs import GcsOutput
 from flowboard.providers.veo_models import limits_for, model_of, validate_request
+from flowboard.providers.veo_polling import poll_delays, timing_for
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,18 +58,6 @@ _CANCEL_ERRORS: tuple[type[BaseException], ...] = (ProviderError, *CALL_ERRORS)
 def estimate_percent(elapsed: float, typical: float) -> float:
     """Guess progress from elapsed time: grows towards, and never reaches, 95%."""
     return _PROGRESS_CEILING * (1.0 - math.exp(-max(0.0, elapsed) / typical))
-
-
-def poll_delays(
-    initial: float, maximum: float, jitter: Callable[[float, float], float] = random.uniform
-) -> Iterator[float]:
-    """Yield growing, jittered poll intervals, never above `maximum`."""
-    base = min(initial, maximum)
-    while True:
-        # Jitter keeps thousands of follows from polling in lock-step; downward only, so
-        # the maximum holds and follows at the cap still spread out.
-        yield base * jitter(0.75, 1.0)
-        base = min(maximum, base * 1.5)
 
 
 async def _mapped(
@@ -163,6 +151,9 @@ class VeoProvider:
         self._retry_max = retry_max_seconds
         self._timeout = request_timeout_seconds
         self._client = VeoClient(settings, request_timeout_seconds)
+        # Operations started here and not yet followed: when each began (monotonic), so
+        # the first poll keeps to the schedule. A follow takes its entry out.
+        self._begun: dict[str, float] = {}
 
     @property
     def deadline_seconds(self) -> float:
@@ -189,6 +180,7 @@ class VeoProvider:
         )
         if not operation.name:
             raise PermanentProviderError(ErrorCode.PROVIDER_ERROR, "Veo returned no operation")
+        self._begun[operation.name] = time.monotonic()
         _LOGGER.info(
             "veo operation started", extra={**extra, "operation": operation.name, "model": model}
         )
@@ -201,7 +193,7 @@ class VeoProvider:
         extra: Extra = {"operation": operation_id, "job_id": request.job_id}
         _LOGGER.info("following veo operation", extra=extra)
         try:
-            output = await self._wait(operation_id, extra, report)
+            output = await self._wait(operation_id, request, extra, report)
         except PermanentProviderError as error:
             _LOGGER.warning(
                 "veo operation failed: %s", error.message, extra={**extra, "code": error.code}
@@ -213,6 +205,7 @@ class VeoProvider:
     async def cancel(self, operation_id: str) -> None:
         """Ask Veo to stop the operation; best effort, never raises."""
         extra: Extra = {"operation": operation_id}
+        self._begun.pop(operation_id, None)
         try:
             status = await self._client.post_cancel(operation_id)
         except _CANCEL_ERRORS as error:
@@ -271,21 +264,25 @@ class VeoProvider:
             output_gcs_uri=(self._settings.output_gcs_uri or None) if vertex else None,
         )
 
-    async def _wait(self, operation_id: str, extra: Extra, report: ProgressCallback) -> VideoOutput:
+    async def _wait(
+        self, operation_id: str, request: VideoRequest, extra: Extra, report: ProgressCallback
+    ) -> VideoOutput:
         aio = await self._client.aio()
         pending = types.GenerateVideosOperation.model_validate({"name": operation_id})
-        settings, outage = self._settings, _Outage(extra)
-        started = time.monotonic()
-        delays = poll_delays(settings.poll_initial_seconds, settings.poll_max_seconds)
-        # A restart resumes many follows at once; spread their first polls.
-        await asyncio.sleep(random.uniform(0, settings.poll_initial_seconds))
+        timing = timing_for(self._settings, model_of(self._settings, request))
+        begun = self._begun.pop(operation_id, None)
+        outage, started = _Outage(extra), begun or time.monotonic()
+        # Started here: by the schedule. Resumed after a restart, or followed again after
+        # a failed read: of unknown age, looked at soon (spread out), then by the schedule.
+        delays = poll_delays(timing, 0.0 if begun is not None else None)
+        await asyncio.sleep(next(delays))
         while True:  # ends when the operation does; the caller's deadline cancels it
             polled = await self._poll(aio, pending, outage)
             if polled is not None and polled.done:
                 return await self._result(aio, polled, extra)
             if polled is not None:
                 elapsed = time.monotonic() - started
-                percent = estimate_percent(elapsed, settings.typical_seconds)
+                percent = estimate_percent(elapsed, timing.typical_seconds)
                 await report(Progress(percent, estimated=True))
             del polled  # a model per sleeping follow, thousands of them, for nothing
             await asyncio.sleep(next(delays))

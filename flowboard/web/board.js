@@ -31,6 +31,7 @@ export class Board {
     this.assetUrls = new Map();
     this.dragging = null;
     this.connecting = null;
+    this.reserved = new Set(); // "x,y" of nodes being added
     this.element = this.build();
     this.stream = new FlowStream(api, flowId, (type, data) => this.receive(type, data),
       (state) => this.setLink(state));
@@ -268,13 +269,26 @@ export class Board {
     notify(err instanceof ApiError ? `${err.code}: ${err.message}` : String(err), "error");
   }
 
+  /** The first grid slot no node stands on, nor a node still being added. */
   freeSpot() {
-    const count = this.flow ? this.flow.nodes.length : 0;
-    return { x: 40 + (count % 4) * 300, y: 40 + Math.floor(count / 4) * 320 };
+    const taken = new Set(this.reserved);
+    for (const node of this.flow ? this.flow.nodes : []) {
+      taken.add(`${Math.round(node.position.x)},${Math.round(node.position.y)}`);
+    }
+    for (let slot = 0; ; slot++) {
+      const spot = { x: 40 + (slot % 4) * 300, y: 40 + Math.floor(slot / 4) * 320 };
+      if (!taken.has(`${spot.x},${spot.y}`)) return spot;
+    }
   }
 
-  addNode(type, data = {}, position = this.freeSpot()) {
-    return this.write(() => this.api.post(`/flows/${encodeURIComponent(this.flowId)}/nodes`, { type, position, data }));
+  async addNode(type, data = {}, position = this.freeSpot()) {
+    const key = `${position.x},${position.y}`;
+    this.reserved.add(key); // a second click before the answer must not land here too
+    try {
+      return await this.write(() => this.api.post(`/flows/${encodeURIComponent(this.flowId)}/nodes`, { type, position, data }));
+    } finally {
+      this.reserved.delete(key);
+    }
   }
 
   async addImages(files, position) {

@@ -23,7 +23,7 @@ function signInForm() {
   const input = h("input", { id: "token", type: "password", autocomplete: "off", required: true, spellcheck: false });
   const form = h("form", { class: "sign-in" },
     h("h2", {}, "Sign in"),
-    h("p", {}, "Paste an API token (make one with ", h("code", {}, "flowboard tokens create"), "). It is kept in this tab only."),
+    h("p", {}, "Paste an API token (make one with ", h("code", {}, "flowboard token create --org NAME"), "). It is kept in this tab only."),
     h("label", { htmlFor: "token" }, "API token"), input,
     h("button", { type: "submit" }, "Sign in"));
   form.addEventListener("submit", async (event) => {
@@ -76,6 +76,9 @@ async function show() {
     await board.open();
   } catch (err) {
     notify(`Could not open the flow: ${err.message}`, "error");
+    if (board) board.close();
+    board = null;
+    replaceChildren(main, h("button", { type: "button", onclick: () => { location.hash = ""; } }, "← Flows"));
   }
 }
 

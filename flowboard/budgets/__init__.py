@@ -1,0 +1,1 @@
+"""Spend limits per organisation: per day and per month, in the price table's units."""

@@ -1,0 +1,1 @@
+"""Costs: the price table, units of a generation, estimates and recorded spend."""
