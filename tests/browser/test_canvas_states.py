@@ -38,9 +38,29 @@ async def test_failed_cancelled_and_retried_nodes(browser: Browser, canvas_app: 
     await expect(long.locator(".status")).to_have_text("processing")
     await canvas.page.get_by_role("button", name="Cancel run").click()
     await expect(long.locator(".status")).to_have_text("cancelled")
+
+    # the whole flow: both nodes run; then the toolbar cancels and retries that run
+    toolbar = canvas.page.get_by_role("toolbar")
+    for action in ("Run flow", "Retry failed"):
+        await toolbar.get_by_role("button", name=action).click()
+        await expect(long.locator(".status")).to_have_text("processing")
+        await expect(silent.locator(".status")).to_have_text("failed")
+        await toolbar.get_by_role("button", name="Cancel run").click()
+        await expect(long.locator(".status")).to_have_text("cancelled")
+
     runs = await (await canvas_app.get(f"{API}/flows/{flow['id']}/executions")).json()
-    statuses = sorted(run["tasks"][next(iter(run["tasks"]))]["status"] for run in runs["items"])
-    assert statuses == ["CANCELLED", "CANCELLED", "FAILED"]
+    shapes = [
+        (run["kind"], {node: task["status"] for node, task in run["tasks"].items()})
+        for run in reversed(runs["items"])
+    ]
+    both = {"silent": "FAILED", "long": "CANCELLED"}
+    assert shapes == [
+        ("node", {"silent": "FAILED"}),
+        ("node", {"long": "CANCELLED"}),
+        ("retry", {"long": "CANCELLED"}),
+        ("flow", both),
+        ("retry", both),
+    ]
     assert canvas.unexpected_errors() == []
 
 
