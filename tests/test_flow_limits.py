@@ -106,3 +106,35 @@ async def test_a_flow_over_the_caps_stays_usable(
     assert ticket.status == 200
     assert (await client.delete(url)).status == 204
     assert await client.app[DATABASE].flows.count_documents({}) == 0
+
+
+async def test_an_import_past_a_cap_stores_nothing(
+    aiohttp_client: Callable[..., Any], make_settings: MakeSettings
+) -> None:
+    """Import checks the same limits on the document it writes, in all three of its paths."""
+    client = await _client(aiohttp_client, make_settings)
+    flow = await (await client.post(f"{API}/flows", json={"name": "F", "nodes": _nodes(3)})).json()
+    document = await (await client.get(f"{API}/flows/{flow['id']}/export")).json()
+    before = await _stored(client, flow["id"])
+    grown = {**document, "nodes": [*document["nodes"], {"id": "x", "type": "prompt"}]}
+    heavy = {**document, "nodes": [{"id": "n0", "type": "prompt", "data": {"text": "x" * 5000}}]}
+
+    async def refused(body: dict[str, Any], what: str) -> None:
+        resp = await client.post(f"{API}/flows/import", json=body)
+        error = (await resp.json())["error"]
+        assert resp.status == 422 and error["code"] == "flow_too_large", error
+        assert what in error["message"], error
+
+    # Replacing the caller's flow under its id: the stored flow is untouched.
+    await refused(grown, "nodes")
+    await refused(heavy, "bytes")
+    assert await _stored(client, flow["id"]) == before
+    # A new flow under the document's id, and one with a fresh id: nothing is inserted.
+    assert (await client.delete(f"{API}/flows/{flow['id']}")).status == 204
+    await refused(grown, "nodes")
+    await refused({k: v for k, v in grown.items() if k != "id"}, "nodes")
+    await refused({k: v for k, v in heavy.items() if k != "id"}, "bytes")
+    assert await client.app[DATABASE].flows.count_documents({}) == 0
+    # Within the caps the same document imports under its id.
+    imported = await client.post(f"{API}/flows/import", json=document)
+    assert imported.status == 201 and (await imported.json())["id"] == flow["id"]

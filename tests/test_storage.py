@@ -332,6 +332,30 @@ async def test_s3_presigned_url_serves_the_bytes(s3: S3Storage) -> None:
         assert await response.read() == data
 
 
+async def test_s3_objects_answer_with_type_and_disposition(s3: S3Storage, admin: Any) -> None:
+    """The bucket serves what /media/ would: images/videos inline, anything else attached.
+
+    Stored with each object (single PUT, multipart and its digest copy) and signed into
+    presigned URLs; nosniff and a CSP need a CDN in front (S3 keeps no such header).
+    """
+    cases = [
+        ("a/small.png", b"\x89PNG" + os.urandom(1000), "image/png", 'inline; filename="small.png"'),
+        ("a/big.mp4", os.urandom(6 * MiB), "video/mp4", 'inline; filename="big.mp4"'),
+        ("a/page.html", b"<script>1</script>", "text/html", 'attachment; filename="page.html"'),
+    ]
+    for key, data, content_type, disposition in cases:
+        await s3.put_stream(key, _chunks(data, MiB), content_type)
+        head = await admin.head_object(Bucket=s3.bucket, Key=key)
+        assert head["ContentType"] == content_type
+        assert head["ContentDisposition"] == disposition
+        assert head["Metadata"]["sha256"] == hashlib.sha256(data).hexdigest()
+        url = await s3.url_for(key)
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == content_type
+            assert response.headers["Content-Disposition"] == disposition
+
+
 async def test_s3_url_forms(s3_settings: StorageSettings, moto_server: str) -> None:
     public = s3_settings.model_copy(update={"public_base_url": "https://media.example/"})
     assert await S3Storage(public).url_for("a/b.mp4") == "https://media.example/a/b.mp4"

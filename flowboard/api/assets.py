@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import mimetypes
 import secrets
 from collections.abc import AsyncIterator
 from functools import partial
@@ -13,7 +12,7 @@ from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
-from flowboard.api.bodies import json_answer
+from flowboard.api.bodies import json_answer, query_int
 from flowboard.api.endpoint import Endpoint, Param
 from flowboard.api.errors import ApiError, error_response
 from flowboard.api.flows import PREFIX
@@ -28,9 +27,11 @@ from flowboard.assets.model import (
     with_job_state,
 )
 from flowboard.ids import new_id, utcnow
-from flowboard.keys import ASSETS, DECODER, ENGINE, SETTINGS, STORAGE
+from flowboard.keys import ASSETS, CANVAS, DECODER, ENGINE, SETTINGS, STORAGE
 from flowboard.media.sniff import UnsupportedMedia, sniff_image
+from flowboard.schema import ApiModel
 from flowboard.storage.base import InvalidKey, ObjectNotFound
+from flowboard.storage.headers import media_headers
 from flowboard.storage.local import LocalStorage
 
 ASSET_ID = Param("assetId", "path", required=True)
@@ -98,6 +99,31 @@ async def get_asset(request: web.Request) -> web.Response:
     return json_answer(with_job_state(asset, task))
 
 
+class TakeList(ApiModel):
+    """A node's finished outputs (takes), newest first; its output node shows the first."""
+
+    items: list[GeneratedAsset]
+    total: int
+    offset: int
+    limit: int
+
+
+async def list_takes(request: web.Request) -> web.Response:
+    org, flow_id = org_id(request), request.match_info["flowId"]
+    await request.app[CANVAS].get(org, flow_id)  # 404 for a flow not in the organisation
+    offset = query_int(request, "offset", 0, 0, 1_000_000)
+    limit = query_int(request, "limit", 50, 1, 200)
+    items, total = await request.app[ASSETS].takes(
+        org, flow_id, request.match_info["nodeId"], offset, limit
+    )
+    storage = request.app[STORAGE]
+    fresh = [
+        a.model_copy(update={"url": await storage.url_for(a.storage.key)}) if a.storage else a
+        for a in items
+    ]  # presigned URLs expire: fresh ones, as GET /assets/{id} hands out
+    return json_answer(TakeList(items=fresh, total=total, offset=offset, limit=limit))
+
+
 async def media(request: web.Request) -> web.StreamResponse:
     storage = request.app[STORAGE]
     if not isinstance(storage, LocalStorage):
@@ -111,9 +137,9 @@ async def media(request: web.Request) -> web.StreamResponse:
     try:
         wanted = requested_range(request.headers.get(hdrs.RANGE), path.stat().st_size)
     except RangeNotSatisfiable as exc:
-        headers = {"Content-Range": f"bytes */{exc.size}", **_media_headers(path.name)}
+        headers = {"Content-Range": f"bytes */{exc.size}", **media_headers(path.name)}
         return error_response(416, "range_not_satisfiable", str(exc), headers=headers)
-    return _RangedFile(path, wanted, headers=_media_headers(path.name))
+    return _RangedFile(path, wanted, headers=media_headers(path.name))
 
 
 class _RangedFile(web.FileResponse):
@@ -129,19 +155,6 @@ class _RangedFile(web.FileResponse):
         if self._wanted is not None:
             headers[hdrs.RANGE] = self._wanted.header()
         return await super().prepare(request.clone(headers=headers))
-
-
-def _media_headers(name: str) -> dict[str, str]:
-    """Served media is never run nor sniffed as anything else, and opens as media only."""
-    content_type = mimetypes.guess_type(name)[0] or ""
-    name = name.replace('"', "").replace("\\", "")
-    inline = content_type.startswith(("image/", "video/"))
-    return {
-        "Cache-Control": "private, max-age=3600",
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Content-Disposition": f'{"inline" if inline else "attachment"}; filename="{name}"',
-    }
 
 
 def endpoints() -> list[Endpoint]:
@@ -168,6 +181,21 @@ def endpoints() -> list[Endpoint]:
             None,
             GeneratedAsset,
             params=(ASSET_ID,),
+        ),
+        Endpoint(
+            "GET",
+            f"{PREFIX}/flows/{{flowId}}/nodes/{{nodeId}}/takes",
+            list_takes,
+            "List a node's takes (finished outputs, newest first; earlier takes of re-runs)",
+            tag,
+            None,
+            TakeList,
+            params=(
+                Param("flowId", "path", required=True),
+                Param("nodeId", "path", required=True),
+                Param("offset", "query", schema_type="integer"),
+                Param("limit", "query", "at most 200", schema_type="integer"),
+            ),
         ),
         Endpoint(
             "GET",

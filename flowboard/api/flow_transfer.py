@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
-from pymongo.errors import DuplicateKeyError
 
 from flowboard.api.bodies import json_answer, read_model
 from flowboard.api.endpoint import Endpoint, Param
 from flowboard.api.errors import ApiError
 from flowboard.api.principal import org_id
-from flowboard.canvas.graph import check_graph
 from flowboard.canvas.model import Flow, Node
-from flowboard.canvas.service import CanvasService, sync_payload
 from flowboard.execution.engine import ExecutionNotFound
 from flowboard.flowdoc import FlowDocument, export_document
-from flowboard.ids import new_id, utcnow
 from flowboard.keys import ASSETS, CANVAS, ENGINE, SETTINGS
 from flowboard.net.ssrf import FetchFailed, check_url
-from flowboard.streams.hub import StreamEventType
-
-_LOGGER = logging.getLogger(__name__)
 
 PREFIX = "/api/creative-flowboard"
 FLOW_ID = Param("flowId", "path", required=True)
@@ -88,31 +80,6 @@ def _refuse_files(document: FlowDocument) -> None:
             )
 
 
-async def _insert_with_id(canvas: CanvasService, org: str, document: FlowDocument) -> Flow:
-    """Create the flow under the document's id; an id taken elsewhere gets a fresh one."""
-    nodes = document.canvas_nodes()
-    check_graph(nodes, document.edges)
-    now = utcnow()
-    flow = Flow(
-        id=document.id or new_id("flow"),
-        org_id=org,
-        name=document.name,
-        nodes=nodes,
-        edges=document.edges,
-        metadata=document.metadata,
-        revision=1,
-        created_at=now,
-        updated_at=now,
-    )
-    try:
-        await canvas.store.insert(flow)
-    except DuplicateKeyError:  # another organisation's flow: say nothing about it
-        return await canvas.create(org, document.name, nodes, document.edges, document.metadata)
-    _LOGGER.info("flow imported", extra={"flow_id": flow.id, "org_id": org})
-    canvas.hub.publish(flow.id, StreamEventType.SYNC_CANVAS, sync_payload(flow))
-    return flow
-
-
 async def import_flow(request: web.Request) -> web.Response:
     document = await read_model(request, FlowDocument)
     _refuse_files(document)
@@ -131,10 +98,11 @@ async def import_flow(request: web.Request) -> web.Response:
             return flow.model_copy(update=fields)
 
         return json_answer(await canvas.apply(org, document.id, replace), 200)
-    if document.id is None:
-        flow = await canvas.create(org, document.name, nodes, document.edges, document.metadata)
-    else:
-        flow = await _insert_with_id(canvas, org, document)
+    # Through the canvas service like any edit: size limits checked on the very document
+    # inserted, so a refused import stores nothing.
+    flow = await canvas.create(
+        org, document.name, nodes, document.edges, document.metadata, flow_id=document.id
+    )
     return json_answer(flow, 201)
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
+
 from flowboard.canvas.graph import check_graph
 from flowboard.canvas.limits import FlowLimits
 from flowboard.canvas.model import Edge, Flow, Node
@@ -34,11 +36,6 @@ class RevisionConflict(Exception):
         self.current = current
 
 
-def sync_payload(flow: Flow) -> dict[str, Any]:
-    """The data of a SYNC_CANVAS event (the snapshot): the whole flow with its revision."""
-    return flow.to_json()
-
-
 def sync_json(flow: Flow) -> str:
     """The SYNC_CANVAS data as JSON text (pydantic-core serialises a large flow fastest)."""
     return flow.model_dump_json(by_alias=True)
@@ -58,12 +55,19 @@ class CanvasService:
     locks: KeyedLock = field(default_factory=KeyedLock)
 
     async def create(
-        self, org_id: str, name: str, nodes: list[Node], edges: list[Edge], metadata: dict[str, Any]
+        self,
+        org_id: str,
+        name: str,
+        nodes: list[Node],
+        edges: list[Edge],
+        metadata: dict[str, Any],
+        flow_id: str | None = None,
     ) -> Flow:
+        """Store a new flow (under `flow_id` if given and free; taken elsewhere: a fresh id)."""
         check_graph(nodes, edges)
         now = utcnow()
         flow = Flow(
-            id=new_id("flow"),
+            id=flow_id or new_id("flow"),
             org_id=org_id,
             name=name,
             nodes=nodes,
@@ -75,7 +79,13 @@ class CanvasService:
         )
         document = self.store.encode(flow)
         self.limits.check(None, flow, len(document.raw), self.store.size)
-        await self.store.insert(document)
+        try:
+            await self.store.insert(document)
+        except DuplicateKeyError:
+            if flow_id is None:
+                raise
+            # Another organisation's flow (an import naming its id): say nothing about it.
+            return await self.create(org_id, name, nodes, edges, metadata)
         _LOGGER.info("flow created", extra={"flow_id": flow.id, "org_id": org_id})
         self.hub.publish(flow.id, StreamEventType.SYNC_CANVAS, partial(sync_json, flow))
         return flow

@@ -85,6 +85,15 @@ class Database:
                 ("updatedAt", DESCENDING),
             ]
         )
+        await self.assets.create_index(  # a node's takes, newest first
+            [
+                ("orgId", ASCENDING),
+                ("flowId", ASCENDING),
+                ("nodeId", ASCENDING),
+                ("status", ASCENDING),
+                ("updatedAt", DESCENDING),
+            ]
+        )
         await self.tokens.create_index([("hash", ASCENDING)], unique=True)
         await self.tokens.create_index([("orgId", ASCENDING), ("createdAt", ASCENDING)])
 

@@ -27,6 +27,7 @@ from flowboard.storage.base import (
     read_file_chunks,
     validate_key,
 )
+from flowboard.storage.headers import content_disposition
 
 _LOGGER = logging.getLogger(__name__)
 SHA256_METADATA = "sha256"
@@ -79,6 +80,17 @@ class _Upload:
     """The multipart upload id once the first full part was cut, else None."""
     parts: list[dict[str, Any]] = field(default_factory=list)
     """ETag and PartNumber of every uploaded part, in order."""
+
+    def headers(self) -> dict[str, str]:
+        """What the bucket answers a GET with: the type, and inline/attachment by it.
+
+        S3 stores no X-Content-Type-Options or Content-Security-Policy per object: a CDN in
+        front adds those (docs/deploy.md).
+        """
+        return {
+            "ContentType": self.content_type,
+            "ContentDisposition": content_disposition(self.key, self.content_type),
+        }
 
 
 class S3Storage:
@@ -219,7 +231,7 @@ class S3Storage:
         if upload.upload_id is None:
             with _mapped_errors("create multipart upload", upload.key):
                 created = await self._client.create_multipart_upload(
-                    Bucket=self.bucket, Key=upload.key, ContentType=upload.content_type
+                    Bucket=self.bucket, Key=upload.key, **upload.headers()
                 )
             upload.upload_id = str(created["UploadId"])
             _LOGGER.debug("multipart upload started key=%s upload=%s", upload.key, upload.upload_id)
@@ -242,8 +254,8 @@ class S3Storage:
                 Bucket=self.bucket,
                 Key=upload.key,
                 Body=data,
-                ContentType=upload.content_type,
                 Metadata={SHA256_METADATA: upload.hasher.hexdigest()},
+                **upload.headers(),
             )
         _LOGGER.debug("stored key=%s size=%d", upload.key, upload.size)
 
@@ -273,9 +285,9 @@ class S3Storage:
                     Bucket=self.bucket,
                     Key=upload.key,
                     CopySource={"Bucket": self.bucket, "Key": upload.key},
-                    MetadataDirective="REPLACE",
-                    ContentType=upload.content_type,
+                    MetadataDirective="REPLACE",  # replaces the headers too: set them again
                     Metadata={SHA256_METADATA: upload.hasher.hexdigest()},
+                    **upload.headers(),
                 )
         except StorageError as exc:
             # The object itself is complete; only the metadata copy is missing.
@@ -329,7 +341,13 @@ class S3Storage:
             with _mapped_errors("presign", key):
                 url = await self._client.generate_presigned_url(
                     "get_object",
-                    Params={"Bucket": self.bucket, "Key": key},
+                    Params={
+                        "Bucket": self.bucket,
+                        "Key": key,
+                        # Signed into the URL, so objects stored before the bucket kept
+                        # a disposition answer with it too.
+                        "ResponseContentDisposition": content_disposition(key),
+                    },
                     ExpiresIn=cfg.s3_presign_seconds,
                 )
             return str(url)

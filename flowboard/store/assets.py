@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import DESCENDING, ReturnDocument
 
 from flowboard.assets.model import JOB_STATE_FIELDS, AssetStatus, GeneratedAsset
 from flowboard.db.database import Database
@@ -70,12 +70,28 @@ class AssetStore:
     ) -> GeneratedAsset | None:
         """The newest finished output of a node (the input of nodes downstream of it)."""
         doc = await self.database.assets.find_one(
-            {
-                "orgId": org_id,
-                "flowId": flow_id,
-                "nodeId": node_id,
-                "status": AssetStatus.COMPLETED.value,
-            },
-            sort=[("updatedAt", -1)],
+            _takes_query(org_id, flow_id, node_id), sort=_NEWEST_FIRST
         )
         return None if doc is None else from_doc(GeneratedAsset, doc)
+
+    async def takes(
+        self, org_id: str, flow_id: str, node_id: str, offset: int, limit: int
+    ) -> tuple[list[GeneratedAsset], int]:
+        """A node's finished outputs, newest first (its output node shows the first)."""
+        query = _takes_query(org_id, flow_id, node_id)
+        cursor = self.database.assets.find(query).sort(_NEWEST_FIRST).skip(offset).limit(limit)
+        items = [from_doc(GeneratedAsset, d) async for d in cursor]
+        return items, await self.database.assets.count_documents(query)
+
+
+# Served by the assets index on (orgId, flowId, nodeId, status, updatedAt desc).
+_NEWEST_FIRST = [("updatedAt", DESCENDING), ("_id", DESCENDING)]
+
+
+def _takes_query(org_id: str, flow_id: str, node_id: str) -> dict[str, Any]:
+    return {
+        "orgId": org_id,
+        "flowId": flow_id,
+        "nodeId": node_id,
+        "status": AssetStatus.COMPLETED.value,
+    }
