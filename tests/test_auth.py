@@ -100,6 +100,7 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("POST", f"{EXE}/retry"): Recipe(execution=True),
     ("POST", f"{API}/assets"): Recipe(_upload, own_scope=True),
     ("GET", f"{API}/assets/{{assetId}}"): Recipe(),
+    ("GET", f"{FLOW}/nodes/{{nodeId}}/takes"): Recipe(),
     ("POST", f"{API}/webhooks"): Recipe(lambda ids: {"json": HOOK}, own_scope=True),
     ("GET", f"{API}/webhooks"): Recipe(own_scope=True),
     ("GET", WEBHOOK): Recipe(),
