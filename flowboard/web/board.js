@@ -232,7 +232,7 @@ export class Board {
 
   actions() {
     return {
-      edit: (id, name, value) => this.write(() => this.api.patch(this.nodePath(id), { data: { [name]: value } })),
+      edit: (id, name, value) => this.edit(id, name, value),
       run: (id) => this.run(id),
       cancel: (id) => this.cancel(id),
       retry: (id) => this.retry(id),
@@ -242,6 +242,12 @@ export class Board {
       connectTo: (id) => this.connectTo(id),
       assetUrl: (data) => this.assetUrl(data),
     };
+  }
+
+  async edit(id, name, value) {
+    const flow = await this.write(() => this.api.patch(this.nodePath(id), { data: { [name]: value } }));
+    const card = this.cards.get(id);
+    if (!flow && card && card.form) card.form.update(card.node.data, true); // refused: show what is stored
   }
 
   nodePath(id) {

@@ -38,7 +38,8 @@ function control(field, id) {
 
 /**
  * A form of a node's fields; `onEdit(name, value)` when the user changes one.
- * Returns {element, update(data)}: update leaves the control being edited alone.
+ * Returns {element, update(data, force)}: update leaves the control being edited alone
+ * unless forced (after a refused edit, to show the stored value again).
  */
 export function fieldForm(fields, onEdit) {
   const controls = new Map();
@@ -47,7 +48,10 @@ export function fieldForm(fields, onEdit) {
     const input = control(field, id);
     input.name = field.name;
     input.dataset.field = field.name;
-    input.addEventListener("change", () => onEdit(field.name, readControl(field, input)));
+    input.addEventListener("change", () => {
+      const value = readControl(field, input);
+      if (value !== undefined) onEdit(field.name, value);
+    });
     controls.set(field.name, { field, input });
     return h("div", { class: "field" }, h("label", { htmlFor: id }, field.label), input);
   });
@@ -56,9 +60,9 @@ export function fieldForm(fields, onEdit) {
   const more = rows.filter((_, i) => fields[i].nullable);
   const element = h("div", { class: "fields" }, main,
     more.length ? h("details", { class: "more" }, h("summary", {}, "More fields"), h("div", { class: "fields" }, more)) : null);
-  const update = (data) => {
+  const update = (data, force = false) => {
     for (const { field, input } of controls.values()) {
-      if (document.activeElement === input) continue;
+      if (document.activeElement === input && !force) continue;
       writeControl(field, input, data[field.name]);
     }
   };

@@ -68,14 +68,17 @@ export function nodeTypes(doc) {
   return types;
 }
 
-/** The value a form control holds, as the API wants it (null removes the key). */
+/** The value a form control holds, as the API wants it (null removes the key;
+ * undefined: the control holds nothing the API could take). */
 export function readControl(field, control) {
   if (field.kind === "boolean" && !field.nullable) return control.checked;
   const raw = control.value;
   if (raw === "") return null;
   if (field.kind === "boolean") return raw === "true";
-  if (field.kind === "integer") return Number.parseInt(raw, 10);
-  if (field.kind === "number") return Number.parseFloat(raw);
+  if (field.kind === "integer" || field.kind === "number") {
+    const number = field.kind === "integer" ? Number.parseInt(raw, 10) : Number.parseFloat(raw);
+    return Number.isFinite(number) ? number : undefined; // not a number: nothing to send
+  }
   if (field.kind === "choice") {
     const found = field.choices.find((choice) => String(choice) === raw);
     return found === undefined ? raw : found;
