@@ -17,6 +17,7 @@ async def cancel_and_wait(
     tasks: Iterable[asyncio.Task[Any]], what: str, deadline: float = CANCEL_DEADLINE_SECONDS
 ) -> set[asyncio.Task[Any]]:
     """Cancel `tasks`, wait at most `deadline` seconds; log and return those still running."""
+    tasks = set(tasks)
     pending = {task for task in tasks if not task.done()}
     for task in pending:
         task.cancel()
@@ -26,4 +27,15 @@ async def cancel_and_wait(
         _LOGGER.warning(
             "%s did not stop within %.1f s", what, deadline, extra={"task": task.get_name()}
         )
+    for task in tasks - pending:
+        # Retrieved here, or asyncio reports it at garbage collection with no context.
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            _LOGGER.warning(
+                "%s ended with an error: %s",
+                what,
+                error,
+                exc_info=error,
+                extra={"task": task.get_name()},
+            )
     return pending

@@ -18,6 +18,7 @@ import pymongo
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from flowboard.db.database import Database
+from flowboard.tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
 # A busy database can miss one ping; two in a row (about 2 s) is an outage.
@@ -137,6 +138,4 @@ async def watching(health: DatabaseHealth) -> AsyncIterator[DatabaseHealth]:
     try:
         yield health
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait({task}, "database health watcher")

@@ -9,7 +9,6 @@ gives up and asks the service to stop, so the service manager restarts the whole
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flowboard.db.embedded import EmbeddedDatabaseError, EmbeddedMongo
+from flowboard.tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
 LOG_TAIL_LINES = 20
@@ -90,9 +90,7 @@ class DatabaseSupervisor:
         """Stop watching (before the server is stopped on purpose)."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait({task}, "database supervisor")
 
     async def _run(self) -> None:
         while True:

@@ -30,6 +30,7 @@ from flowboard.providers.base import (
 from flowboard.providers.spec import AnyProvider, ProviderContext, ProviderSpec
 
 _LOGGER = logging.getLogger(__name__)
+CLOSE_DEADLINE_SECONDS = 5.0
 _DECLARES_SPEC = re.compile(r"^SPEC\s*[:=]", re.MULTILINE)
 _PACKAGE = "flowboard.providers"
 
@@ -150,7 +151,15 @@ class ProviderRegistry:
                     continue  # one object serving two kinds is closed once
                 seen.add(id(provider))
                 try:
-                    await provider.close()
+                    # A provider's connections must not hold shutdown: a deadline each.
+                    async with asyncio.timeout(CLOSE_DEADLINE_SECONDS):
+                        await provider.close()
+                except TimeoutError:
+                    _LOGGER.warning(
+                        "provider did not close within %.0f s",
+                        CLOSE_DEADLINE_SECONDS,
+                        extra={"provider": provider.name},
+                    )
                 except Exception:
                     _LOGGER.exception("closing provider failed", extra={"provider": provider.name})
 
