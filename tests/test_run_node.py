@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import ClientResponse, FormData
 from PIL import Image
 
+from flowboard.keys import DATABASE
 from flowboard.media.poster import probe_video
 from tests.servers.app import AppClient, SseReader
 
@@ -115,6 +116,10 @@ async def test_run_node_streams_progress_and_stores_a_real_mp4(
     assert asset["status"] == "COMPLETED" and asset["workflow"] == "image-to-video"
     assert asset["storage"]["size"] == path.stat().st_size and asset["posterUrl"]
     assert asset["operationId"] == f"local:{asset_id}"
+    # The job's state on the asset is its task's (stored only there).
+    assert (asset["progress"], asset["attempts"]) == (100, tasks[-1]["attempts"]) == (100, 1)
+    stored = await client.app[DATABASE].assets.find_one({"_id": asset_id})
+    assert stored is not None and not {"progress", "progressEstimated", "attempts"} & set(stored)
 
 
 async def test_run_node_refuses_what_cannot_run(client: AppClient) -> None:

@@ -118,7 +118,10 @@ async def list_takes(request: web.Request) -> web.Response:
     )
     storage = request.app[STORAGE]
     fresh = [
-        a.model_copy(update={"url": await storage.url_for(a.storage.key)}) if a.storage else a
+        with_job_state(
+            a.model_copy(update={"url": await storage.url_for(a.storage.key)}) if a.storage else a,
+            None,  # a finished take: its job state is its end, not its task's progress
+        )
         for a in items
     ]  # presigned URLs expire: fresh ones, as GET /assets/{id} hands out
     return json_answer(TakeList(items=fresh, total=total, offset=offset, limit=limit))
