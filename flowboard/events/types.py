@@ -15,10 +15,11 @@ class Event:
 
 @dataclass(frozen=True)
 class AssetUpdated(Event):
-    """A generated asset changed: progress, completion or failure.
+    """A generated asset's job ended (completed, failed, cancelled) or was resumed.
 
+    Progress is the task's (execution.updated carries it); this event announces an end.
     status: the asset's AssetStatus value after the change.
-    progress: 0-100.
+    progress: 100 when COMPLETED, else 0-100 as last known on the asset.
     error_code / error_message: set when status is FAILED.
     """
 
