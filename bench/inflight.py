@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import signal
 import sys
@@ -365,6 +366,14 @@ def report(
         and checked.passed
         and measured.polled_ops == started
     )
+    polls_per_second = measured.polls / w.seconds
+    figures = {
+        "variant": "flowboard", "operations": started, "polls_per_second": polls_per_second,
+        "cpu_percent": cpu, "ms_per_poll": 10.0 * cpu / max(1e-9, polls_per_second),
+        "rss_mb": rss,
+    }  # fmt: skip
+    print(f"flowboard CPU per poll: {figures['ms_per_poll']:.2f} ms")
+    print(f"JSON: {json.dumps(figures)}")
     print(f"\nat end: {load_line()}")
     print(f"overall: {verdict(ok)}")
 

@@ -268,7 +268,7 @@ class VeoProvider:
         self, operation_id: str, request: VideoRequest, extra: Extra, report: ProgressCallback
     ) -> VideoOutput:
         aio = await self._client.aio()
-        pending = types.GenerateVideosOperation.model_validate({"name": operation_id})
+        vertex = self._settings.mode == "vertex"
         timing = timing_for(self._settings, model_of(self._settings, request))
         begun = self._begun.pop(operation_id, None)
         outage, started = _Outage(extra), begun or time.monotonic()
@@ -277,9 +277,11 @@ class VeoProvider:
         delays = poll_delays(timing, 0.0 if begun is not None else None)
         await asyncio.sleep(next(delays))
         while True:  # ends when the operation does; the caller's deadline cancels it
-            polled = await self._poll(aio, pending, outage)
-            if polled is not None and polled.done:
-                return await self._result(aio, polled, extra)
+            polled = await self._poll(operation_id, outage)
+            if polled is not None and polled.get("done"):
+                # Only now the SDK reads the answer, as its operations.get would have.
+                operation = types.GenerateVideosOperation.from_api_response(polled, vertex)
+                return await self._result(aio, operation, extra)
             if polled is not None:
                 elapsed = time.monotonic() - started
                 percent = estimate_percent(elapsed, timing.typical_seconds)
@@ -287,13 +289,13 @@ class VeoProvider:
             del polled  # a model per sleeping follow, thousands of them, for nothing
             await asyncio.sleep(next(delays))
 
-    async def _poll(
-        self, aio: AsyncClient, pending: types.GenerateVideosOperation, outage: _Outage
-    ) -> types.GenerateVideosOperation | None:
+    async def _poll(self, operation_id: str, outage: _Outage) -> dict[str, Any] | None:
         """Poll once; None when the poll failed in a way worth polling again."""
         try:
             polled = await _mapped(
-                "poll", lambda: aio.operations.get(pending), ErrorCode.LOST_BY_PROVIDER
+                "poll",
+                lambda: self._client.fetch_operation(operation_id),
+                ErrorCode.LOST_BY_PROVIDER,
             )
         except TransientProviderError as error:
             outage.failed(error)

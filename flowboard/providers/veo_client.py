@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -11,12 +12,13 @@ import google.auth
 from google.auth.credentials import Credentials as AuthCredentials
 from google.auth.transport.requests import Request as AuthRequest
 from google.genai import Client, types
+from google.genai import errors as genai_errors
 from google.genai.client import AsyncClient
 from google.oauth2 import credentials as oauth2_credentials
 from google.oauth2 import service_account
 
 from flowboard.config import VeoSettings
-from flowboard.providers.base import ErrorCode, PermanentProviderError
+from flowboard.providers.base import ErrorCode, PermanentProviderError, TransientProviderError
 from flowboard.providers.veo_errors import CALL_ERRORS, provider_error
 from flowboard.providers.veo_models import check_credentials, is_express
 
@@ -50,6 +52,7 @@ class VeoClient:
         self._proxy = env_proxy(self._rest_base())
         self._credentials: AuthCredentials | None = None
         self._lock = asyncio.Lock()
+        self._poll_timeout = aiohttp.ClientTimeout(total=request_timeout_seconds)
 
     async def aio(self) -> AsyncClient:
         """Return the async SDK client, building it on first use."""
@@ -81,6 +84,35 @@ class VeoClient:
             session.post(url, headers=headers, json={}) as response,
         ):
             return response.status
+
+    async def fetch_operation(self, operation_id: str) -> dict[str, Any]:
+        """Poll once with one plain request; return the operation's JSON as the API sent it.
+
+        What `operations.get` sends (Gemini: GET {name}; Vertex: POST
+        {model}:fetchPredictOperation), without building its request and response models
+        for every poll of a running operation: the caller has the SDK read the answer only
+        once it is done. A non-200 answer raises the SDK's own APIError.
+        """
+        base = self._rest_base()
+        headers = await self._auth_headers()
+        session = self._http()
+        if self._settings.mode == "gemini":
+            call = session.get(f"{base}/v1beta/{operation_id}", headers=headers,
+                               timeout=self._poll_timeout)  # fmt: skip
+        else:
+            resource = operation_id.rpartition("/operations/")[0]
+            url = f"{base}/v1beta1/{resource}:fetchPredictOperation"
+            body = {"operationName": operation_id}
+            call = session.post(url, json=body, headers=headers, timeout=self._poll_timeout)
+        async with call as response:
+            await genai_errors.APIError.raise_for_async_response(response)
+            try:
+                answer = await response.json(content_type=None)
+            except ValueError as error:
+                raise TransientProviderError(f"Veo poll answer unreadable: {error}") from error
+        if not isinstance(answer, dict):
+            raise TransientProviderError("Veo poll answer is not a JSON object")
+        return answer
 
     def _http(self) -> aiohttp.ClientSession:
         """Return the SDK's aiohttp session, made on the running loop."""
