@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint bench
+.PHONY: install serve test lint bench binary
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,3 +22,8 @@ lint: $(STAMP)
 
 test: lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# One executable, dist/flowboard, for a VM with no Python (docs/deploy.md).
+binary: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[build]'
+	scripts/build-binary

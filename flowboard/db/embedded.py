@@ -1,6 +1,8 @@
 """Run `secantusd-py` as a child process when no MongoDB URI is configured.
 
 SecantusDB is GPL: it is only ever started as a separate program, never imported.
+In the one-file binary (`make binary`) the same executable is that program when its
+first argument is BUNDLED_DATABASE_ARG (`packaging/entry.py` dispatches it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from flowboard import runfiles
 
 _LOGGER = logging.getLogger(__name__)
 SERVER_PROGRAM = "secantusd-py"
+BUNDLED_DATABASE_ARG = "__secantusd__"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -43,6 +46,13 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def server_command() -> list[str]:
+    """How to start the database: this binary's hidden entry point when frozen, else the script."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, BUNDLED_DATABASE_ARG]
+    return [find_program(SERVER_PROGRAM)]
 
 
 def find_program(name: str) -> str:
@@ -99,7 +109,7 @@ class EmbeddedMongo:
         log_file = self.log_path.open("ab")
         try:
             self.process = await asyncio.create_subprocess_exec(
-                find_program(SERVER_PROGRAM),
+                *server_command(),
                 "--host",
                 self.host,
                 "--port",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import logging
 import pkgutil
 import re
@@ -39,11 +40,18 @@ class UnknownProvider(InvalidProviderRequest):
     """A node names a provider that does not exist, is not configured, or lacks the kind."""
 
 
-def _source_of(path: Path, is_package: bool) -> str:
-    source = path / "__init__.py" if is_package else path.with_suffix(".py")
+def _source_of(name: str) -> str:
+    """The module's source, read by its loader without running it ("" when it has none).
+
+    The loader knows where the source is: beside the package, or in the one-file binary,
+    which bundles this package's sources for this check (scripts/build-binary).
+    """
     try:
-        return source.read_text(encoding="utf-8")
-    except OSError:
+        spec = importlib.util.find_spec(name)
+        loader = spec.loader if spec is not None else None
+        get_source = getattr(loader, "get_source", None)
+        return (get_source(name) or "") if get_source is not None else ""
+    except (ImportError, OSError):
         return ""
 
 
@@ -52,8 +60,7 @@ def builtin_specs() -> list[ProviderSpec[Any]]:
     package = importlib.import_module(_PACKAGE)
     found: list[ProviderSpec[Any]] = []
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        where = Path(getattr(info.module_finder, "path", "")) / info.name
-        if _DECLARES_SPEC.search(_source_of(where, info.ispkg)):
+        if _DECLARES_SPEC.search(_source_of(f"{_PACKAGE}.{info.name}")):
             module = importlib.import_module(f"{_PACKAGE}.{info.name}")
             found.append(module.SPEC)
     return found
