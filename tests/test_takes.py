@@ -63,7 +63,9 @@ async def _record_takes(
         )
         for i in range(count)
     ]
-    await client.app[DATABASE].assets.insert_many([to_doc(t) for t in takes])
+    docs = [to_doc(t) for t in takes]
+    for start in range(0, count, 250):  # each insert well within the database timeouts
+        await client.app[DATABASE].assets.insert_many(docs[start : start + 250])
     return takes
 
 

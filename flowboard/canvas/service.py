@@ -10,10 +10,14 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from flowboard.canvas.graph import check_graph
+from flowboard.canvas.cache import FlowCache, StoredFlow
+from flowboard.canvas.edits import NotFoundInFlow
+from flowboard.canvas.graph import GraphError, check_graph
 from flowboard.canvas.limits import FlowLimits
 from flowboard.canvas.model import Edge, Flow, Node
 from flowboard.canvas.patch import diff
+from flowboard.canvas.write import FlowWrite
+from flowboard.canvas.write import plan as plan_write
 from flowboard.ids import new_id, utcnow
 from flowboard.keyed_lock import KeyedLock
 from flowboard.store.flows import FlowPage, FlowStore
@@ -41,6 +45,13 @@ def sync_json(flow: Flow) -> str:
     return flow.model_dump_json(by_alias=True)
 
 
+def _same_graph(before: Flow, after: Flow) -> bool:
+    """The same node ids in the same order and the very same edges (a move, a data edit)."""
+    if after.edges is not before.edges or len(after.nodes) != len(before.nodes):
+        return False
+    return all(a is b or a.id == b.id for a, b in zip(after.nodes, before.nodes, strict=True))
+
+
 def _patch_event(before: Flow, after: Flow) -> str:
     return diff(before, after).to_event_json()
 
@@ -53,6 +64,7 @@ class CanvasService:
     hub: StreamHub
     limits: FlowLimits = field(default_factory=FlowLimits)
     locks: KeyedLock = field(default_factory=KeyedLock)
+    cache: FlowCache = field(default_factory=FlowCache)
 
     async def create(
         self,
@@ -86,6 +98,7 @@ class CanvasService:
                 raise
             # Another organisation's flow (an import naming its id): say nothing about it.
             return await self.create(org_id, name, nodes, edges, metadata)
+        self.cache.put(StoredFlow(flow, len(document.raw)))
         _LOGGER.info("flow created", extra={"flow_id": flow.id, "org_id": org_id})
         self.hub.publish(flow.id, StreamEventType.SYNC_CANVAS, partial(sync_json, flow))
         return flow
@@ -100,6 +113,7 @@ class CanvasService:
         return await self.store.list(org_id, offset, limit)
 
     async def delete(self, org_id: str, flow_id: str) -> None:
+        self.cache.drop(flow_id)
         if not await self.store.delete(org_id, flow_id):
             raise FlowNotFound(flow_id)
         self.hub.publish(flow_id, StreamEventType.FLOW_DELETED, {"id": flow_id})
@@ -111,26 +125,59 @@ class CanvasService:
 
         The per-flow lock orders writes (and so broadcasts) within this process;
         the revision compare-and-swap protects against writers in other processes.
+        An edit starts from the version this process last stored (`FlowCache`); whatever
+        that guess gets wrong (another process wrote since) makes it read the flow again.
         """
         async with self.locks.hold(flow_id):
+            stored, fresh = self.cache.get(org_id, flow_id), False
             while True:
-                current = await self.get(org_id, flow_id)
-                if base_revision is not None and base_revision != current.revision:
-                    raise RevisionConflict(current.revision)
-                changed = edit(current)
-                check_graph(changed.nodes, changed.edges)
-                changed = changed.model_copy(
-                    update={"revision": current.revision + 1, "updated_at": utcnow()}
-                )
-                # Checked on the very document written below, and the write only lands on
-                # the revision read: a refused edit stores nothing.
-                document = self.store.encode(changed)
-                self.limits.check(current, changed, len(document.raw), self.store.size)
-                if await self.store.replace_if_revision(changed, document, current.revision):
+                if stored is None:
+                    stored, fresh = await self._read(org_id, flow_id), True
+                try:
+                    changed, write = self._prepare(stored, edit, base_revision)
+                except (RevisionConflict, GraphError, NotFoundInFlow):
+                    if fresh:
+                        raise
+                    stored = None  # maybe only our guess was stale: decide on the stored flow
+                    continue
+                if await self.store.write_if_revision(changed, write, stored.flow.revision):
+                    self.cache.put(StoredFlow(changed, write.size))
                     # Built only if someone watches the flow.
-                    event = partial(_patch_event, current, changed)
+                    event = partial(_patch_event, stored.flow, changed)
                     self.hub.publish(flow_id, StreamEventType.CANVAS_PATCH, event)
                     return changed
-                if base_revision is not None:
+                self.cache.drop(flow_id)
+                if base_revision is not None and fresh:
                     latest = await self.get(org_id, flow_id)
                     raise RevisionConflict(latest.revision)
+                stored = None
+
+    async def _read(self, org_id: str, flow_id: str) -> StoredFlow:
+        stored = await self.store.get_stored(org_id, flow_id)
+        if stored is None:
+            self.cache.drop(flow_id)
+            raise FlowNotFound(flow_id)
+        return stored
+
+    def _prepare(
+        self, stored: StoredFlow, edit: Edit, base_revision: int | None
+    ) -> tuple[Flow, FlowWrite]:
+        """The edited flow and its write; raises what refuses the edit."""
+        current = stored.flow
+        if base_revision is not None and base_revision != current.revision:
+            raise RevisionConflict(current.revision)
+        changed = edit(current)
+        if not _same_graph(current, changed):
+            check_graph(changed.nodes, changed.edges)
+        changed = changed.model_copy(
+            update={"revision": current.revision + 1, "updated_at": utcnow()}
+        )
+        # Checked on the size of the very document written, and the write only lands on
+        # the revision read: a refused edit stores nothing.
+        write = plan_write(current, stored.size, changed)
+
+        def size_of(flow: Flow) -> int:
+            return stored.size if flow is current else self.store.size(flow)
+
+        self.limits.check(current, changed, write.size, size_of)
+        return changed, write

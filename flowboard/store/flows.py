@@ -8,7 +8,9 @@ import bson
 from bson.raw_bson import RawBSONDocument
 from pymongo import DESCENDING
 
+from flowboard.canvas.cache import StoredFlow
 from flowboard.canvas.model import Flow
+from flowboard.canvas.write import FlowWrite, encode
 from flowboard.db.database import Database, Document
 from flowboard.db.documents import from_doc, to_doc
 
@@ -32,11 +34,11 @@ class FlowStore:
     @staticmethod
     def encode(flow: Flow) -> RawBSONDocument:
         """The flow's stored document, encoded once: its size is what the limit counts."""
-        return RawBSONDocument(bson.encode(to_doc(flow)))
+        return encode(flow)
 
     @staticmethod
     def size(flow: Flow) -> int:
-        return len(FlowStore.encode(flow).raw)
+        return len(encode(flow).raw)
 
     async def insert(self, flow: Flow | RawBSONDocument) -> None:
         doc = flow if isinstance(flow, RawBSONDocument) else to_doc(flow)
@@ -45,6 +47,11 @@ class FlowStore:
     async def get(self, org_id: str, flow_id: str) -> Flow | None:
         doc = await self.database.batched("flows").get_in_org(flow_id, org_id)
         return None if doc is None else _from_doc(doc)
+
+    async def get_stored(self, org_id: str, flow_id: str) -> StoredFlow | None:
+        """The flow and the byte size of its stored document (an edit's starting point)."""
+        doc = await self.database.batched("flows").get_in_org(flow_id, org_id)
+        return None if doc is None else StoredFlow(_from_doc(doc), len(bson.encode(doc)))
 
     async def list(self, org_id: str, offset: int, limit: int) -> FlowPage:
         query = {"orgId": org_id}
@@ -58,14 +65,14 @@ class FlowStore:
         total = await self.database.flows.count_documents(query)
         return FlowPage(items, total)
 
-    async def replace_if_revision(
-        self, flow: Flow, document: RawBSONDocument, expected_revision: int
-    ) -> bool:
-        """Store `document` (the encoded `flow`) only if the stored revision is still
-        `expected_revision`; False when it is not (or the flow is gone)."""
-        result = await self.database.flows.replace_one(
-            {"_id": flow.id, "orgId": flow.org_id, "revision": expected_revision}, document
-        )
+    async def write_if_revision(self, flow: Flow, write: FlowWrite, expected_revision: int) -> bool:
+        """Apply `write` (the whole document, or the fields it sets) only if the stored
+        revision is still `expected_revision`; False when it is not (or the flow is gone)."""
+        query = {"_id": flow.id, "orgId": flow.org_id, "revision": expected_revision}
+        if write.document is not None:
+            result = await self.database.flows.replace_one(query, write.document)
+        else:
+            result = await self.database.flows.update_one(query, {"$set": write.fields})
         return result.matched_count == 1
 
     async def delete(self, org_id: str, flow_id: str) -> bool:
