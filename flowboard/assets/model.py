@@ -105,6 +105,7 @@ class GeneratedAsset(ApiModel):
     storage_prefix: str | None = None
     content_key: str | None = None  # execution/content_key.py: what this take depends on
     reservation: Reservation | None = None  # budget reserved when it started (budgets/)
+    warnings: list[str] = Field(default_factory=list)  # e.g. some variants were filtered
     error: AssetError | None = None
     created_at: datetime
     updated_at: datetime

@@ -27,6 +27,7 @@ class TaskChange:
     content_key: str | None = None
     actual_units: Units | None = None  # what the ended task delivered (flowboard/costs/)
     actual_cost: float | None = None
+    warnings: tuple[str, ...] | None = None
 
 
 def _progress(task: Task, change: TaskChange, status: TaskStatus) -> float:
@@ -59,6 +60,7 @@ def apply_change(execution: Execution, node_id: str, change: TaskChange) -> Exec
         "attempts": task.attempts + (1 if change.add_attempt else 0),
         "cached": task.cached if change.cached is None else change.cached,
         "content_key": change.content_key or task.content_key,
+        "warnings": task.warnings if change.warnings is None else list(change.warnings),
         "cost": settle(task.cost, change.actual_units, change.actual_cost, status.terminal),
         "updated_at": now,
         "started_at": task.started_at or (now if status is TaskStatus.PROCESSING else None),

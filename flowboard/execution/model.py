@@ -85,6 +85,7 @@ class Task(ApiModel):
     cached: bool = False
     content_key: str | None = None
     cost: TaskCost | None = None  # estimated and actual units and cost (flowboard/costs/)
+    warnings: list[str] = Field(default_factory=list)  # the output's (filtered variants)
     depends_on: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime

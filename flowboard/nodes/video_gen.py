@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -12,7 +12,7 @@ from flowboard.assets.output import store_video
 from flowboard.ids import Id
 from flowboard.nodes.base import NodeType
 from flowboard.processors.kind import Inputs, StoredFile, StoredOutput, StoreTarget
-from flowboard.providers.base import MediaKind, MediaOutput, VideoRequest
+from flowboard.providers.base import MediaKind, MediaOutput, Variants, VideoRequest
 from flowboard.schema import ApiModel
 
 AspectRatio = Literal["16:9", "9:16", "1:1"]
@@ -35,6 +35,8 @@ class VideoGenNodeData(ApiModel):
     enhance_prompt: bool | None = None
     last_frame_asset_id: Id | None = None
     workflow: str | None = Field(default=None, max_length=100)
+    # Videos made from one request, stored as the outputs of one asset (Veo: sampleCount).
+    variants: int = Field(default=1, ge=1, le=4)
 
 
 @dataclass(frozen=True)
@@ -69,22 +71,34 @@ class VideoGeneration:
             first_frame=inputs.images[0] if inputs.images else None,
             last_frame=inputs.references.get("last_frame"),
             resumed=inputs.resumed,
+            variants=data.variants,
         )
 
     def workflow(self, data: VideoGenNodeData, has_image_input: bool) -> Workflow:
         return Workflow.IMAGE_TO_VIDEO if has_image_input else Workflow.TEXT_TO_VIDEO
 
-    async def store(self, output: MediaOutput, target: StoreTarget) -> StoredOutput:
-        stored = await store_video(
-            target.storage, output, target.asset_id, target.work_dir, target.prefix
-        )
+    async def store(self, output: MediaOutput | Variants, target: StoreTarget) -> StoredOutput:
+        """Store each video (the first is the main one, with the poster); warn of filtered."""
+        videos = output.outputs if isinstance(output, Variants) else (output,)
+        files, first = [], None
+        for index, video in enumerate(videos):
+            prefix = target.prefix if index == 0 else f"{target.prefix}-{index}"
+            stored = await store_video(
+                target.storage, video, target.asset_id, target.work_dir, prefix
+            )
+            first = first or stored
+            files.append(StoredFile(stored.video, stored.url))
+        assert first is not None  # a provider returns at least one video
         poster = None
-        if stored.poster is not None and stored.poster_url is not None:
-            poster = StoredFile(stored.poster, stored.poster_url)
-        media = {"media": stored.info.to_json()} if stored.info else {}
-        return StoredOutput(
-            files=(StoredFile(stored.video, stored.url),), poster=poster, extra=media
-        )
+        if first.poster is not None and first.poster_url is not None:
+            poster = StoredFile(first.poster, first.poster_url)
+        extra: dict[str, Any] = {"media": first.info.to_json()} if first.info else {}
+        if isinstance(output, Variants) and output.filtered:
+            made = output.filtered + len(videos)
+            reasons = "; ".join(output.reasons) or "no reason given"
+            warning = f"{output.filtered} of {made} videos were filtered: {reasons}"
+            extra["warnings"] = [warning]
+        return StoredOutput(files=tuple(files), poster=poster, extra=extra)
 
 
 NODE_TYPE = NodeType("video_gen", VideoGenNodeData, runnable=True, generation=VideoGeneration())

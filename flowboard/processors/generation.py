@@ -489,8 +489,13 @@ class GenerationProcessor:
                 return  # ended meanwhile (cancelled, or a listener failed it)
             if asset is not None:
                 await self._show_asset(event.org_id, event.flow_id, asset)
+            warnings = tuple(asset.warnings) if asset is not None else ()
             change = TaskChange(
-                status=TaskStatus.COMPLETED, output_url=event.url, description="completed", **actual
+                status=TaskStatus.COMPLETED,
+                output_url=event.url,
+                description="; ".join(("completed", *warnings)),
+                warnings=warnings,
+                **actual,
             )
         else:
             await self._settle(await self.assets.get_any(event.asset_id), 0.0)

@@ -78,6 +78,9 @@ class VideoRequest:
     first_frame: InputImage | None = None
     last_frame: InputImage | None = None
     resumed: bool = False
+    # How many videos to make from it (1-4); a provider that makes several in one job
+    # returns `Variants` from follow(), one that cannot refuses more than 1 in validate().
+    variants: int = 1
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,19 @@ class MediaOutput(Protocol):
 
 
 VideoOutput = MediaOutput
+
+
+@dataclass(frozen=True)
+class Variants:
+    """Several videos of one request; `filtered` more were made and withheld for safety.
+
+    A provider returns it only when it made at least one (none at all is an error,
+    `content_filtered` when the provider filtered them).
+    """
+
+    outputs: tuple[MediaOutput, ...]
+    filtered: int = 0
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,7 +200,7 @@ class GenerationProvider(Protocol[Request_contra, Output_co]):
         """Release clients and connections."""
 
 
-VideoProvider = GenerationProvider[VideoRequest, MediaOutput]
+VideoProvider = GenerationProvider[VideoRequest, MediaOutput | Variants]
 """A source of generated videos."""
 
 ImageProvider = GenerationProvider[ImageRequest, Sequence[MediaOutput]]

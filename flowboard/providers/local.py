@@ -98,6 +98,8 @@ class LocalProvider:
             raise InvalidVideoRequest(f"durationSeconds must be between 1 and {MAX_SECONDS}")
         if request.fps is not None and not float(request.fps).is_integer():
             raise InvalidVideoRequest("fps: the local renderer takes whole frame rates")
+        if request.variants > 1:
+            raise InvalidVideoRequest("variants: the local renderer makes one video a request")
 
     async def start(self, request: VideoRequest) -> str:
         return f"local:{request.job_id}"

@@ -35,6 +35,7 @@ from flowboard.providers.base import (
     ProgressCallback,
     ProviderError,
     TransientProviderError,
+    Variants,
     VideoOutput,
     VideoRequest,
 )
@@ -188,8 +189,8 @@ class VeoProvider:
 
     async def follow(
         self, operation_id: str, request: VideoRequest, report: ProgressCallback
-    ) -> VideoOutput:
-        """Poll until the operation ends; return its video or raise ProviderError."""
+    ) -> VideoOutput | Variants:
+        """Poll until the operation ends; return its video(s) or raise ProviderError."""
         extra: Extra = {"operation": operation_id, "job_id": request.job_id}
         _LOGGER.info("following veo operation", extra=extra)
         try:
@@ -260,13 +261,15 @@ class VeoProvider:
             seed=request.seed if vertex else None,
             enhance_prompt=request.enhance_prompt,
             last_frame=_image(request.last_frame),
+            # Several variants are one operation (the wire's sampleCount).
+            number_of_videos=request.variants if request.variants > 1 else None,
             # Unset: Vertex answers inline; set: it writes there and we read it back.
             output_gcs_uri=(self._settings.output_gcs_uri or None) if vertex else None,
         )
 
     async def _wait(
         self, operation_id: str, request: VideoRequest, extra: Extra, report: ProgressCallback
-    ) -> VideoOutput:
+    ) -> VideoOutput | Variants:
         aio = await self._client.aio()
         vertex = self._settings.mode == "vertex"
         timing = timing_for(self._settings, model_of(self._settings, request))
@@ -281,7 +284,7 @@ class VeoProvider:
             if polled is not None and polled.get("done"):
                 # Only now the SDK reads the answer, as its operations.get would have.
                 operation = types.GenerateVideosOperation.from_api_response(polled, vertex)
-                return await self._result(aio, operation, extra)
+                return await self._result(aio, operation, request, extra)
             if polled is not None:
                 elapsed = time.monotonic() - started
                 percent = estimate_percent(elapsed, timing.typical_seconds)
@@ -304,15 +307,30 @@ class VeoProvider:
         return polled
 
     async def _result(
-        self, aio: AsyncClient, operation: types.GenerateVideosOperation, extra: Extra
-    ) -> VideoOutput:
+        self,
+        aio: AsyncClient,
+        operation: types.GenerateVideosOperation,
+        request: VideoRequest,
+        extra: Extra,
+    ) -> VideoOutput | Variants:
         if operation.error:
             raise _operation_error(operation.error)
         response = operation.response
         samples = (response.generated_videos if response is not None else None) or []
-        video = samples[0].video if samples else None
-        if video is None or not (video.video_bytes or video.uri):
+        videos = [
+            s.video for s in samples if s.video is not None and (s.video.video_bytes or s.video.uri)
+        ]
+        if not videos:
             raise _empty_result(response)
+        if request.variants == 1:
+            return await self._output(aio, videos[0], extra)
+        # Veo may withhold some of the videos for safety: the rest are the result.
+        filtered = (response.rai_media_filtered_count if response is not None else None) or 0
+        reasons = (response.rai_media_filtered_reasons if response is not None else None) or []
+        outputs = tuple([await self._output(aio, video, extra) for video in videos])
+        return Variants(outputs, filtered, tuple(reasons))
+
+    async def _output(self, aio: AsyncClient, video: types.Video, extra: Extra) -> VideoOutput:
         if video.video_bytes:
             return _bytes_output(video.video_bytes, video.mime_type)
         return await self._download(aio, video, extra)

@@ -57,6 +57,7 @@ class Outcome(StrEnum):
     INLINE = "inline"  # Gemini: encodedVideo; Vertex: bytesBase64Encoded
     ERROR = "error"  # done with a google.rpc.Status in "error"
     FILTERED = "filtered"  # raiMediaFilteredCount/Reasons and no samples
+    PARTIAL = "partial"  # `filtered_count` of the samples withheld (with reasons), the rest served
     EMPTY = "empty"  # done, a response with neither samples nor filter info
     NEVER = "never"  # never done
 
@@ -406,15 +407,20 @@ class FakeVeo:
             count, reasons = script.filtered_count, list(script.filtered_reasons)
             out = {"raiMediaFilteredCount": count, "raiMediaFilteredReasons": reasons}
         elif script.outcome is not Outcome.EMPTY:
-            samples = [await self._sample(op, index) for index in range(op.samples)]
+            withheld = script.filtered_count if script.outcome is Outcome.PARTIAL else 0
+            served = max(0, op.samples - withheld)
+            samples = [await self._sample(op, index) for index in range(served)]
             out = {"generatedSamples": samples} if gemini else {"videos": samples}
+            if withheld:
+                reasons = list(script.filtered_reasons)
+                out |= {"raiMediaFilteredCount": withheld, "raiMediaFilteredReasons": reasons}
         if gemini:
             return {"@type": _GEMINI_TYPE, "generateVideoResponse": out}
         return {"@type": _VERTEX_TYPE, **out}
 
     async def _sample(self, op: _Operation, index: int) -> JSON:
         outcome = op.script.outcome
-        if outcome is Outcome.SUCCESS:
+        if outcome in (Outcome.SUCCESS, Outcome.PARTIAL):
             by_uri = op.mode is Mode.GEMINI or op.storage_uri is not None
             outcome = Outcome.URI if by_uri else Outcome.INLINE
         if outcome is Outcome.INLINE:

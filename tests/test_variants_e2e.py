@@ -1,0 +1,89 @@
+"""Video variants through the real app and google-genai against the Veo fake."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from flowboard.app import create_app
+from tests.fakes.veo import FakeVeo, Mode, Outcome, Script
+from tests.servers.app import AppClient, MakeSettings
+from tests.servers.waiting import API, wait_execution
+from tests.test_reuse_e2e import VIDEO, _flow
+
+Factory = Callable[..., Any]
+
+
+@pytest.fixture
+async def veo() -> AsyncIterator[FakeVeo]:
+    async with FakeVeo() as server:
+        yield server
+
+
+@pytest.fixture(params=[Mode.GEMINI, Mode.VERTEX])
+async def app(
+    request: pytest.FixtureRequest,
+    aiohttp_client: Factory,
+    make_settings: MakeSettings,
+    veo: FakeVeo,
+) -> AppClient:
+    credentials: dict[str, Any] = (
+        {"mode": "gemini", "api_key": veo.api_key}
+        if request.param is Mode.GEMINI
+        else {"mode": "vertex", "project": "proj", "access_token": veo.token}
+    )
+    settings = make_settings(
+        providers={"veo": {**credentials, "base_url": veo.base_url, "poll_initial_seconds": 0.05}},
+        costs={"unit": "credits", "prices": {"veo": {"per_second": 1.0}}},
+        server={"shutdown_grace_seconds": 0.1},
+    )
+    client: AppClient = await aiohttp_client(create_app(settings))
+    return client
+
+
+async def _run_variants(client: AppClient, variants: int) -> dict[str, Any]:
+    node = {"id": "b", "type": "video_gen", "data": {**VIDEO, "variants": variants}}
+    flow_id = await _flow(client, [node], [])
+    resp = await client.post(f"{API}/run/{flow_id}")
+    assert resp.status == 202, await resp.text()
+    return await wait_execution(client, (await resp.json())["id"])
+
+
+async def test_filtered_variants_leave_the_survivors(app: AppClient, veo: FakeVeo) -> None:
+    veo.enqueue(Script(Outcome.PARTIAL, filtered_count=1, filtered_reasons=("unsafe",)))
+    done = await _run_variants(app, 4)
+    task = done["tasks"]["b"]
+    assert task["status"] == "COMPLETED", task
+    [start] = veo.starts
+    assert start.body["parameters"]["sampleCount"] == 4  # one operation for the four
+    assert task["warnings"] == ["1 of 4 videos were filtered: unsafe"]
+    asset = await (await app.get(f"{API}/assets/{task['outputAssetId']}")).json()
+    assert asset["warnings"] == task["warnings"]
+    assert len(asset["outputs"]) == 3
+    assert len({output["key"] for output in asset["outputs"]}) == 3
+    for output in asset["outputs"]:
+        body = await (await app.get(output["url"])).read()
+        assert body[4:8] == b"ftyp" and len(body) == output["size"]
+    # Billed for what survived: 3 videos x 4 s (the estimate was 4 x 4 s).
+    assert task["cost"]["estimated"] == 16 and task["cost"]["actual"] == 12
+    flow = await (await app.get(f"{API}/flows/{done['flowId']}")).json()
+    [shown] = [n for n in flow["nodes"] if n["type"] == "generated_asset"]
+    assert len(shown["data"]["urls"]) == 3
+
+
+async def test_all_variants_filtered_fails_content_filtered(app: AppClient, veo: FakeVeo) -> None:
+    veo.enqueue(Script(Outcome.FILTERED, filtered_count=4))
+    done = await _run_variants(app, 4)
+    task = done["tasks"]["b"]
+    assert task["status"] == "FAILED"
+    assert task["error"]["code"] == "content_filtered"
+    assert task["cost"]["actual"] == 0
+
+
+async def test_one_variant_is_one_plain_video(app: AppClient, veo: FakeVeo) -> None:
+    done = await _run_variants(app, 1)
+    task = done["tasks"]["b"]
+    assert task["status"] == "COMPLETED" and task["warnings"] == []
+    assert "sampleCount" not in veo.starts[0].body["parameters"]
