@@ -11,13 +11,15 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from flowboard.canvas.model import Flow
+from flowboard.canvas.write import PartRef
 
 
 @dataclass(frozen=True)
 class StoredFlow:
-    """A flow as last written or read, with the byte size of its stored document."""
+    """A flow as last written or read: its parts (None: an older inline document), its size."""
 
     flow: Flow
+    parts: tuple[PartRef, ...] | None
     size: int
 
 

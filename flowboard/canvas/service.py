@@ -89,16 +89,16 @@ class CanvasService:
             created_at=now,
             updated_at=now,
         )
-        document = self.store.encode(flow)
-        self.limits.check(None, flow, len(document.raw), self.store.size)
+        write = plan_write(None, None, flow)
+        self.limits.check(None, flow, write.size, self.store.size)
         try:
-            await self.store.insert(document)
+            await self.store.insert(write)
         except DuplicateKeyError:
             if flow_id is None:
                 raise
             # Another organisation's flow (an import naming its id): say nothing about it.
             return await self.create(org_id, name, nodes, edges, metadata)
-        self.cache.put(StoredFlow(flow, len(document.raw)))
+        self.cache.put(StoredFlow(flow, write.parts, write.size))
         _LOGGER.info("flow created", extra={"flow_id": flow.id, "org_id": org_id})
         self.hub.publish(flow.id, StreamEventType.SYNC_CANVAS, partial(sync_json, flow))
         return flow
@@ -141,7 +141,7 @@ class CanvasService:
                     stored = None  # maybe only our guess was stale: decide on the stored flow
                     continue
                 if await self.store.write_if_revision(changed, write, stored.flow.revision):
-                    self.cache.put(StoredFlow(changed, write.size))
+                    self.cache.put(StoredFlow(changed, write.parts, write.size))
                     # Built only if someone watches the flow.
                     event = partial(_patch_event, stored.flow, changed)
                     self.hub.publish(flow_id, StreamEventType.CANVAS_PATCH, event)
@@ -174,7 +174,7 @@ class CanvasService:
         )
         # Checked on the size of the very document written, and the write only lands on
         # the revision read: a refused edit stores nothing.
-        write = plan_write(current, stored.size, changed)
+        write = plan_write(current, stored.parts, changed)
 
         def size_of(flow: Flow) -> int:
             return stored.size if flow is current else self.store.size(flow)

@@ -44,6 +44,11 @@ class Database:
         return self.db["flows"]
 
     @property
+    def flow_parts(self) -> AsyncCollection[Document]:
+        """A flow's nodes and edges, in parts its head in `flows` names (canvas/write.py)."""
+        return self.db["flow_parts"]
+
+    @property
     def executions(self) -> AsyncCollection[Document]:
         return self.db["executions"]
 
