@@ -24,6 +24,7 @@ from flowboard.providers.base import (
     PermanentProviderError,
     Progress,
     TransientProviderError,
+    Variants,
     VideoOutput,
     VideoProvider,
     VideoRequest,
@@ -100,7 +101,8 @@ class Reports:
         self.values.append(progress.percent)
 
 
-async def read_all(output: VideoOutput) -> bytes:
+async def read_all(output: VideoOutput | Variants) -> bytes:
+    assert not isinstance(output, Variants)  # one video asked for, one returned
     return b"".join([chunk async for chunk in output.chunks()])
 
 

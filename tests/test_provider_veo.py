@@ -24,6 +24,7 @@ from flowboard.providers.base import (
     Progress,
     ReleasableOutput,
     TransientProviderError,
+    Variants,
     VideoOutput,
     VideoProvider,
     VideoRequest,
@@ -116,13 +117,16 @@ class Reports:
         self.seen.append(progress)
 
 
-async def read_all(output: VideoOutput) -> bytes:
+async def read_all(output: VideoOutput | Variants) -> bytes:
+    assert not isinstance(output, Variants)  # one video asked for, one returned
     return b"".join([chunk async for chunk in output.chunks()])
 
 
 async def run(veo: VeoProvider, request: VideoRequest = BASE_REQUEST) -> VideoOutput:
     """Start and follow one job."""
-    return await veo.follow(await veo.start(request), request, Reports())
+    output = await veo.follow(await veo.start(request), request, Reports())
+    assert not isinstance(output, Variants)
+    return output
 
 
 async def failure(veo: VeoProvider, request: VideoRequest = BASE_REQUEST) -> PermanentProviderError:
