@@ -362,6 +362,20 @@ async def test_start_gives_up_after_the_attempts(fake: FakeVeo, provider: VeoPro
     assert fake.starts == []
 
 
+async def test_garbled_poll_answers_are_polled_through(
+    fake: FakeVeo, provider: VeoProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.enqueue(Script(polls_until_done=1))
+    fake.garble_next(2, route=Route.POLL)
+
+    clip = probe_mp4(await read_all(await run(provider)))
+
+    assert clip.frames == 4 * 8
+    assert fake.count(Route.POLL) == 2 + 2  # two unreadable answers, then two real ones
+    [failing] = [r for r in caplog.records if r.getMessage().startswith("veo polls failing")]
+    assert "unreadable" in failing.getMessage()
+
+
 @pytest.mark.parametrize("mode", [Mode.GEMINI], ids=str)
 async def test_dropped_start_is_resent_by_us_not_the_sdk(
     fake: FakeVeo, provider: VeoProvider

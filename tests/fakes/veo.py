@@ -108,7 +108,7 @@ class _Fault:
 
     remaining: int
     route: Route | None
-    status: int  # 0: drop the connection
+    status: int  # 0: drop the connection; 200: a 200 whose body is not JSON (a proxy's page)
 
 
 @dataclass
@@ -136,6 +136,7 @@ class FakeVeo:
     - `fail_randomly(ratio, status=503, seed=0, route=None)`: fail that share of requests,
       drawn from a seeded generator; ratio 0 turns it off.
     - `delay` seconds (only for `delay_route` when set) before every answer, drop or failure.
+    - `garble_next(count, route=None)`: answer 200 with an HTML page instead of JSON.
     - `drop_next(count, route=None)`: close the connection without answering. Clients
       resend: aiohttp resends a dropped GET (Gemini poll, download) once, and google-genai
       without `retry_options` resends any dropped request, POST too, after 1-10 s.
@@ -184,6 +185,10 @@ class FakeVeo:
     def drop_next(self, count: int, route: Route | None = None) -> None:
         """Close the connection of the next `count` requests (of `route`) unanswered."""
         self._faults.append(_Fault(count, route, 0))
+
+    def garble_next(self, count: int, route: Route | None = None) -> None:
+        """Answer the next `count` requests (of `route`) 200 with an HTML page, not JSON."""
+        self._faults.append(_Fault(count, route, 200))
 
     def fail_randomly(
         self,
@@ -279,6 +284,8 @@ class FakeVeo:
             if request.transport is not None:
                 request.transport.close()
             return web.Response()
+        if status == 200:
+            return web.Response(text="<html><body>Service Unavailable</body></html>")
         if route in (Route.MEDIA, Route.DELETE):
             return await self._storage(request, handler, status)
         try:
