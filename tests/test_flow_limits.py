@@ -12,6 +12,7 @@ from flowboard.db.documents import to_doc
 from flowboard.ids import utcnow
 from flowboard.keys import DATABASE
 from tests.servers.app import AppClient, MakeSettings
+from tests.servers.waiting import wait_execution
 
 API = "/api/creative-flowboard"
 LIMITS = {"max_nodes": 3, "max_edges": 2, "max_flow_bytes": 4096}
@@ -138,3 +139,29 @@ async def test_an_import_past_a_cap_stores_nothing(
     # Within the caps the same document imports under its id.
     imported = await client.post(f"{API}/flows/import", json=document)
     assert imported.status == 201 and (await imported.json())["id"] == flow["id"]
+
+
+async def test_a_run_whose_output_would_pass_the_cap_is_refused_up_front(
+    aiohttp_client: Callable[..., Any], make_settings: MakeSettings
+) -> None:
+    """Its first take adds a node: refused (422) before anything runs; re-runs update it."""
+    limits = {**LIMITS, "max_flow_bytes": 64 * 1024}
+    client: AppClient = await aiohttp_client(create_app(make_settings(canvas=limits)))
+    image = {"id": "g", "type": "image_gen", "data": {"prompt": "a fox", "aspectRatio": "2:3"}}
+    body = {"name": "F", "nodes": [image, *_nodes(2)]}
+    flow = await (await client.post(f"{API}/flows", json=body)).json()
+    run = {"flowId": flow["id"], "nodeId": "g"}
+    refused = await client.post(f"{API}/run-node", json=run)
+    error = (await refused.json())["error"]
+    assert refused.status == 422 and error["code"] == "flow_too_large", error
+    assert await client.app[DATABASE].executions.count_documents({}) == 0
+    assert (await client.delete(f"{API}/flows/{flow['id']}/nodes/n1")).status == 200
+    for _ in range(2):  # the first adds the output node (3 nodes), the second updates it
+        started = await client.post(f"{API}/run-node", json=run)
+        assert started.status == 202, await started.text()
+        done = await wait_execution(client, (await started.json())["id"])
+        assert done["status"] == "COMPLETED", done
+    final = await (await client.get(f"{API}/flows/{flow['id']}")).json()
+    outputs = [n for n in final["nodes"] if n["type"] == "generated_asset"]
+    assert len(final["nodes"]) == 3 and len(outputs) == 1
+    assert outputs[0]["data"]["assetId"] == done["tasks"]["g"]["outputAssetId"]

@@ -46,3 +46,12 @@ class FlowLimits:
                 raise FlowTooLarge(what, value, limit)
         if size > self.max_bytes and (before is None or size > size_of(before)):
             raise FlowTooLarge("bytes", size, self.max_bytes)
+
+    def check_room(self, flow: Flow, nodes: int, edges: int) -> None:
+        """Refuse up front work that will add `nodes` and `edges` past the limits."""
+        for what, value, limit in (
+            ("nodes", len(flow.nodes) + nodes, self.max_nodes),
+            ("edges", len(flow.edges) + edges, self.max_edges),
+        ):
+            if value > limit:
+                raise FlowTooLarge(what, value, limit)

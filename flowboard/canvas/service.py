@@ -134,12 +134,15 @@ class CanvasService:
                 if stored is None:
                     stored, fresh = await self._read(org_id, flow_id), True
                 try:
-                    changed, write = self._prepare(stored, edit, base_revision)
+                    prepared = self._prepare(stored, edit, base_revision)
                 except (RevisionConflict, GraphError, NotFoundInFlow):
                     if fresh:
                         raise
                     stored = None  # maybe only our guess was stale: decide on the stored flow
                     continue
+                if prepared is None:  # the edit changed nothing: nothing to write
+                    return stored.flow
+                changed, write = prepared
                 if await self.store.write_if_revision(changed, write, stored.flow.revision):
                     self.cache.put(StoredFlow(changed, write.parts, write.size))
                     # Built only if someone watches the flow.
@@ -161,12 +164,15 @@ class CanvasService:
 
     def _prepare(
         self, stored: StoredFlow, edit: Edit, base_revision: int | None
-    ) -> tuple[Flow, FlowWrite]:
-        """The edited flow and its write; raises what refuses the edit."""
+    ) -> tuple[Flow, FlowWrite] | None:
+        """The edited flow and its write (None if the edit returned the flow itself);
+        raises what refuses the edit."""
         current = stored.flow
         if base_revision is not None and base_revision != current.revision:
             raise RevisionConflict(current.revision)
         changed = edit(current)
+        if changed is current:
+            return None
         if not _same_graph(current, changed):
             check_graph(changed.nodes, changed.edges)
         changed = changed.model_copy(

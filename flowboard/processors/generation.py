@@ -38,6 +38,7 @@ from flowboard.assets.model import (
 from flowboard.assets.output import new_prefix
 from flowboard.budgets.model import Reservation
 from flowboard.budgets.service import Budgets
+from flowboard.canvas.limits import FlowTooLarge
 from flowboard.canvas.model import Flow, Node
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
@@ -56,7 +57,7 @@ from flowboard.nodes.base import NodeType
 from flowboard.processors.base import Job, Launch, TaskUpdater
 from flowboard.processors.inputs import InputResolver, has_image_input
 from flowboard.processors.kind import GenerationSpec, Inputs, StoredOutput, StoreTarget
-from flowboard.processors.output_node import show_take
+from flowboard.processors.output_node import output_node_of, show_take
 from flowboard.providers.base import (
     ErrorCode,
     Progress,
@@ -191,6 +192,8 @@ class GenerationProcessor:
         data = kind.data_model.model_validate(node.data)
         provider = self._provider(spec, spec.provider_of(data))
         provider.validate(spec.request(data, "check", Inputs(checking=True)))
+        if output_node_of(flow, node.id) is None:  # its first take adds one, wired to it
+            self.canvas.limits.check_room(flow, nodes=1, edges=1)
 
     async def prepare(self, job: Job) -> Launch:
         kind, spec = self._spec(job.node.type)
@@ -523,14 +526,15 @@ class GenerationProcessor:
         """Show the finished take on the source node's output node (added the first time)."""
 
         def edit(flow: Flow) -> Flow:
-            return show_take(flow, asset) or flow
+            return show_take(flow, asset) or flow  # the same flow: nothing is written
 
+        ids = {"asset_id": asset.id, "flow_id": flow_id, "node_id": asset.node_id}
         try:
-            current = await self.canvas.get(org_id, flow_id)
-            if show_take(current, asset) is not None:
-                await self.canvas.apply(org_id, flow_id, edit)
+            await self.canvas.apply(org_id, flow_id, edit)
         except FlowNotFound:
-            _LOGGER.info("flow gone; output not shown", extra={"asset_id": asset.id})
+            _LOGGER.info("flow gone; output not shown", extra=ids)
+        except FlowTooLarge as exc:  # it grew meanwhile: the take stays on the asset records
+            _LOGGER.warning("output not shown: %s", exc.message, extra=ids)
 
     async def _fail_task(self, job: Job, code: str, message: str) -> None:
         change = TaskChange(status=TaskStatus.FAILED, error=TaskError(code=code, message=message))
