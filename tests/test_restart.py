@@ -33,6 +33,17 @@ async def _wait(session: aiohttp.ClientSession, url: str, predicate: Any, timeou
             await asyncio.sleep(0.2)
 
 
+async def _operations_stored(uri: str, db_name: str, execution_id: str, count: int) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    query = {"executionId": execution_id, "provider": "veo", "operationId": {"$exists": True}}
+    try:
+        async with asyncio.timeout(60):
+            while await client[db_name].assets.count_documents(query) < count:
+                await asyncio.sleep(0.05)
+    finally:
+        await client.close()
+
+
 async def test_kill_9_with_local_jobs_in_flight(
     serve_process: ServeProcess, mongo_server: str, mongo_db_name: str
 ) -> None:
@@ -127,6 +138,9 @@ async def test_kill_9_with_jobs_on_every_provider(
             async with asyncio.timeout(60):
                 while len(veo.starts) < 6 or not comfy.prompts:
                     await asyncio.sleep(0.1)
+            # Killed before an operation's name is stored, a job rightly starts again: wait
+            # until all six are (a loaded machine may take a while to write them).
+            await _operations_stored(mongo_server, mongo_db_name, run["id"], 6)
         serve_process.kill9()
         serve_process.start()
         async with aiohttp.ClientSession(serve_process.url) as session:
