@@ -289,7 +289,7 @@ class VeoProvider:
                 elapsed = time.monotonic() - started
                 percent = estimate_percent(elapsed, timing.typical_seconds)
                 await report(Progress(percent, estimated=True))
-            del polled  # a model per sleeping follow, thousands of them, for nothing
+            del polled  # an answer kept per sleeping follow, thousands of them, for nothing
             await asyncio.sleep(next(delays))
 
     async def _poll(self, operation_id: str, outage: _Outage) -> dict[str, Any] | None:
