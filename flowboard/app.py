@@ -28,6 +28,7 @@ from flowboard.db.lifecycle import open_supervised
 from flowboard.db.outage import DatabaseHealth, watching
 from flowboard.events.bus import EventBus
 from flowboard.execution.engine import ExecutionEngine
+from flowboard.execution.queue import ProviderQueues
 from flowboard.execution.reuse import Reuse
 from flowboard.keys import (
     ASSETS,
@@ -198,6 +199,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         reuse=reuse,
         prices=prices,
         budgets=budgets,
+        queues=ProviderQueues(settings.queue.limits, settings.queue.eta_window),
     )
     engine.planner, engine.budgets = RunPlanner(prices, app[PROVIDERS], reuse), budgets
     generation.on_retry = lambda node_type: app[METRICS].provider_retries.labels(node_type).inc()

@@ -330,6 +330,14 @@ class CostSettings(_Section):
     prices: dict[str, PriceSettings] = Field(default_factory=_example_prices)
 
 
+class QueueSettings(_Section):
+    """Per-provider concurrency limits (flowboard/execution/queue.py)."""
+
+    # provider name -> jobs it runs at once (absent or 0: no limit)
+    limits: dict[str, int] = Field(default_factory=dict)
+    eta_window: int = Field(default=20, ge=1)  # recent runs the ETA's median is taken over
+
+
 class Settings(_Section):
     """Every setting of the service; see config.toml for the meaning of each."""
 
@@ -348,6 +356,7 @@ class Settings(_Section):
     ratelimit: RateLimitSettings = RateLimitSettings()
     canvas: CanvasSettings = CanvasSettings()
     costs: CostSettings = CostSettings()
+    queue: QueueSettings = QueueSettings()
     # Python modules imported at start-up that add node types (`NODE_TYPE`) or a
     # provider (`SPEC`) without changing Flowboard itself.
     plugins: list[str] = Field(default_factory=list)

@@ -28,6 +28,8 @@ class TaskChange:
     actual_units: Units | None = None  # what the ended task delivered (flowboard/costs/)
     actual_cost: float | None = None
     warnings: tuple[str, ...] | None = None
+    queue_position: int | None = None  # with status QUEUED
+    eta_seconds: float | None = None
 
 
 def _progress(task: Task, change: TaskChange, status: TaskStatus) -> float:
@@ -60,6 +62,8 @@ def apply_change(execution: Execution, node_id: str, change: TaskChange) -> Exec
         "attempts": task.attempts + (1 if change.add_attempt else 0),
         "cached": task.cached if change.cached is None else change.cached,
         "content_key": change.content_key or task.content_key,
+        "queue_position": change.queue_position if status is TaskStatus.QUEUED else None,
+        "eta_seconds": change.eta_seconds if status is TaskStatus.QUEUED else None,
         "warnings": task.warnings if change.warnings is None else list(change.warnings),
         "cost": settle(task.cost, change.actual_units, change.actual_cost, status.terminal),
         "updated_at": now,

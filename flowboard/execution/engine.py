@@ -23,6 +23,7 @@ from flowboard.events.types import AssetUpdated, ExecutionUpdated, HandlerFailed
 from flowboard.execution.changes import TaskChange, apply_change
 from flowboard.execution.jobs import JobRunner
 from flowboard.execution.model import (
+    RUNNING,
     Execution,
     ExecutionKind,
     IllegalTransition,
@@ -191,7 +192,14 @@ class ExecutionEngine:
         """The execution with this task started (or FAILED if it cannot start)."""
         node = flow.node(node_id)
         assert node is not None  # plans are made from this flow
-        job = Job(execution.org_id, execution.id, flow, node, execution.reuse)
+        job = Job(
+            execution.org_id,
+            execution.id,
+            flow,
+            node,
+            execution.reuse,
+            interactive=execution.kind is ExecutionKind.NODE,
+        )
         try:
             launch = await self.processors[node.type].prepare(job)
         except InvalidRequest as exc:
@@ -337,9 +345,7 @@ class ExecutionEngine:
     def _startable(self, execution: Execution) -> list[str]:
         """PENDING tasks whose upstream all COMPLETED, within the concurrency limit."""
         tasks = execution.tasks.values()
-        room = self.settings.max_concurrent_nodes - sum(
-            t.status is TaskStatus.PROCESSING for t in tasks
-        )
+        room = self.settings.max_concurrent_nodes - sum(t.status in RUNNING for t in tasks)
         ready = [
             node_id
             for node_id, task in execution.tasks.items()
@@ -397,7 +403,14 @@ class ExecutionEngine:
         if flow is None or node is None:
             await self._fail_later(execution.id, node_id, "node_removed", "node was removed")
             return None
-        return Job(execution.org_id, execution.id, flow, node, execution.reuse)
+        return Job(
+            execution.org_id,
+            execution.id,
+            flow,
+            node,
+            execution.reuse,
+            interactive=execution.kind is ExecutionKind.NODE,
+        )
 
     async def _fail_later(self, execution_id: str, node_id: str, code: str, message: str) -> None:
         change = TaskChange(status=TaskStatus.FAILED, error=TaskError(code=code, message=message))
@@ -420,7 +433,7 @@ class ExecutionEngine:
                 error=TaskError(code=ErrorCode.CANCELLED.value, message="cancelled by request"),
             )
             await self.update_task(execution_id, target, change)
-            if task.status is TaskStatus.PROCESSING:
+            if task.status in RUNNING:
                 job = await self._job(execution, target)
                 if job is not None:
                     await self.processors[job.node.type].cancel(job)
@@ -482,8 +495,7 @@ class ExecutionEngine:
         return [
             node_id
             for node_id, task in execution.tasks.items()
-            if task.status is TaskStatus.PROCESSING
-            and not self.runner.running(f"{execution.id}:{node_id}")
+            if task.status in RUNNING and not self.runner.running(f"{execution.id}:{node_id}")
         ]
 
     async def resume(self) -> int:
@@ -491,7 +503,7 @@ class ExecutionEngine:
         resumed = 0
         for execution in await self.store.active():
             for node_id, task in execution.tasks.items():
-                if task.status is TaskStatus.PROCESSING and task.output_asset_id:
+                if task.status in RUNNING and task.output_asset_id:
                     job = await self._job(execution, node_id)
                     if job is not None:
                         await self.processors[job.node.type].resume(job, task.output_asset_id)

@@ -16,6 +16,7 @@ class TaskStatus(StrEnum):
     """The seed's statuses plus CANCELLED; transitions live in TRANSITIONS only."""
 
     PENDING = "PENDING"
+    QUEUED = "QUEUED"  # waiting for a slot of its provider (execution/queue.py)
     PROCESSING = "PROCESSING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
@@ -27,12 +28,23 @@ class TaskStatus(StrEnum):
 
 
 TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
-ACTIVE = frozenset({TaskStatus.PENDING, TaskStatus.PROCESSING})
+ACTIVE = frozenset({TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.PROCESSING})
+# Started: a job of this process runs it (or should: the reaper re-drives it).
+RUNNING = frozenset({TaskStatus.QUEUED, TaskStatus.PROCESSING})
 
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     # PENDING -> COMPLETED: a task that reused an unchanged result (execution/reuse.py).
     TaskStatus.PENDING: frozenset(
-        {TaskStatus.PROCESSING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+        {
+            TaskStatus.QUEUED,
+            TaskStatus.PROCESSING,
+            TaskStatus.COMPLETED,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+        }
+    ),
+    TaskStatus.QUEUED: frozenset(
+        {TaskStatus.QUEUED, TaskStatus.PROCESSING, TaskStatus.FAILED, TaskStatus.CANCELLED}
     ),
     TaskStatus.PROCESSING: frozenset(
         {TaskStatus.PROCESSING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
@@ -86,6 +98,8 @@ class Task(ApiModel):
     content_key: str | None = None
     cost: TaskCost | None = None  # estimated and actual units and cost (flowboard/costs/)
     warnings: list[str] = Field(default_factory=list)  # the output's (filtered variants)
+    queue_position: int | None = None  # while QUEUED: 1 = next to start (execution/queue.py)
+    eta_seconds: float | None = None  # while QUEUED: when it should start, from recent runs
     depends_on: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime

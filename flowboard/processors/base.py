@@ -15,6 +15,7 @@ class Job:
     """One node run: the flow as it was when the run started, and where to report.
 
     reuse: the run may end at once with an unchanged earlier result (execution/reuse.py).
+    interactive: a run-node; it waits for a provider slot before whole-flow runs do.
     """
 
     org_id: str
@@ -22,6 +23,7 @@ class Job:
     flow: Flow
     node: Node
     reuse: bool = False
+    interactive: bool = False  # run-node: queued before whole-flow runs (execution/queue.py)
 
     @property
     def key(self) -> str:

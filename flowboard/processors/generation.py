@@ -12,11 +12,13 @@ those events moves the task and, on completion, shows the take on the output nod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,6 +53,7 @@ from flowboard.events.types import AssetUpdated
 from flowboard.execution.changes import TaskChange
 from flowboard.execution.jobs import JobRunner
 from flowboard.execution.model import TaskError, TaskStatus
+from flowboard.execution.queue import ProviderQueues
 from flowboard.execution.reuse import Reuse
 from flowboard.ids import new_id, utcnow
 from flowboard.nodes.base import NodeType
@@ -177,6 +180,7 @@ class GenerationProcessor:
     reuse: Reuse | None = None  # content keys and reuse of unchanged results
     prices: PriceTable | None = None  # the actual cost recorded on finished tasks
     budgets: Budgets | None = None  # reserve at start, settle at end (budgets/)
+    queues: ProviderQueues | None = None  # per-provider concurrency limits
     _operations: dict[str, tuple[AnyProvider, str]] = field(default_factory=dict)
 
     def _spec(self, node_type: str) -> tuple[NodeType, GenerationSpec]:
@@ -208,10 +212,13 @@ class GenerationProcessor:
         reservation = await self._reserve(job, spec, data, provider.name)
         asset = self._new_asset(job, spec, data, provider.name)
         asset = asset.model_copy(update={"content_key": key, "reservation": reservation})
+        limited = self.queues is not None and self.queues.get(provider.name) is not None
         change = TaskChange(
-            status=TaskStatus.PROCESSING,
+            status=TaskStatus.QUEUED if limited else TaskStatus.PROCESSING,
             output_asset_id=asset.id,
-            description=f"submitted to {provider.name}",
+            description=f"queued for {provider.name}"
+            if limited
+            else f"submitted to {provider.name}",
             add_attempt=True,
             content_key=key,
         )
@@ -320,7 +327,8 @@ class GenerationProcessor:
         if new and not await self._insert(job, asset):
             return
         try:
-            await self._generate(job, asset, kind, provider, resumed=not new)
+            async with self._slot(job, provider.name) as since:
+                await self._generate(job, asset, kind, provider, not new, since)
         except asyncio.CancelledError:
             if not self.runner.cancel_requested(job.key):
                 raise  # shutting down: the job resumes after restart
@@ -345,6 +353,30 @@ class GenerationProcessor:
             _LOGGER.exception("generation crashed", extra=extra)
             await self._end(asset, AssetStatus.FAILED, ErrorCode.INTERNAL.value, type(exc).__name__)
 
+    @contextlib.asynccontextmanager
+    async def _slot(self, job: Job, provider: str) -> AsyncIterator[datetime | None]:
+        """Hold a slot of a limited provider (QUEUED until then); yield when it was taken."""
+        queue = self.queues.get(provider) if self.queues is not None else None
+        if queue is None:
+            yield None
+            return
+
+        async def moved(position: int, eta: float | None) -> None:
+            change = TaskChange(
+                status=TaskStatus.QUEUED,
+                queue_position=position,
+                eta_seconds=eta,
+                description=f"queued for {provider} (position {position})",
+            )
+            await self.tasks.update_task(job.execution_id, job.node.id, change)
+
+        async with queue.slot(job.interactive, moved):
+            change = TaskChange(
+                status=TaskStatus.PROCESSING, description=f"submitted to {provider}"
+            )
+            await self.tasks.update_task(job.execution_id, job.node.id, change)
+            yield utcnow()
+
     async def _insert(self, job: Job, asset: GeneratedAsset) -> bool:
         try:
             await self.assets.insert(asset)
@@ -365,10 +397,12 @@ class GenerationProcessor:
         kind: NodeType,
         provider: AnyProvider,
         resumed: bool,
+        since: datetime | None = None,
     ) -> None:
+        """Generate; the provider's deadline runs from `since` (a queue slot) or creation."""
         spec = kind.generation
         assert spec is not None
-        elapsed = (utcnow() - asset.created_at).total_seconds()
+        elapsed = (utcnow() - (since or asset.created_at)).total_seconds()
         async with asyncio.timeout(max(0.0, provider.deadline_seconds - elapsed)):
             data = kind.data_model.model_validate(job.node.data)
             inputs = await self.resolver.inputs(job, spec, data, resumed=resumed)
