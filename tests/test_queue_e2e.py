@@ -88,9 +88,9 @@ async def test_queued_tasks_show_positions_live_and_start_in_order(
     started: list[str] = []
     for execution in updates:
         for node_id, task in execution["tasks"].items():
-            if task["status"] == "QUEUED" and task["queuePosition"] is not None:
-                if positions[node_id][-1:] != [task["queuePosition"]]:
-                    positions[node_id].append(task["queuePosition"])
+            place = task["queuePosition"] if task["status"] == "QUEUED" else None
+            if place is not None and positions[node_id][-1:] != [place]:
+                positions[node_id].append(place)
             if task["status"] == "PROCESSING" and node_id not in started:
                 started.append(node_id)
                 assert task["queuePosition"] is None
