@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 
 from flowboard.app import create_app
+from tests.fakes.google_image import FakeGoogleImages
+from tests.fakes.google_image_wire import Outcome as ImageOutcome
+from tests.fakes.google_image_wire import Script as ImageScript
 from tests.fakes.veo import FakeVeo, Mode, Outcome, Script
 from tests.servers.app import AppClient, MakeSettings
 from tests.servers.waiting import API, wait_execution
@@ -87,3 +90,26 @@ async def test_one_variant_is_one_plain_video(app: AppClient, veo: FakeVeo) -> N
     task = done["tasks"]["b"]
     assert task["status"] == "COMPLETED" and task["warnings"] == []
     assert "sampleCount" not in veo.starts[0].body["parameters"]
+
+
+async def test_imagen_keeps_the_images_it_did_not_filter(
+    aiohttp_client: Factory, make_settings: MakeSettings
+) -> None:
+    async with FakeGoogleImages() as images:
+        on = {"enabled": True, "base_url": images.base_url}
+        google = {"mode": "vertex", "project": "proj", "access_token": images.token}
+        settings = make_settings(
+            providers={"veo": google, "imagen": on},
+            server={"shutdown_grace_seconds": 0.1},
+        )
+        client: AppClient = await aiohttp_client(create_app(settings))
+        images.enqueue(ImageScript(ImageOutcome.PARTIAL, filtered_count=1))
+        data = {"prompt": "a lighthouse", "provider": "imagen", "count": 4}
+        flow_id = await _flow(client, [{"id": "g", "type": "image_gen", "data": data}], [])
+        resp = await client.post(f"{API}/run-node", json={"flowId": flow_id, "nodeId": "g"})
+        done = await wait_execution(client, (await resp.json())["id"])
+    task = done["tasks"]["g"]
+    assert task["status"] == "COMPLETED", task
+    assert len(task["warnings"]) == 1 and task["warnings"][0].startswith("1 of 4 images")
+    asset = await (await client.get(f"{API}/assets/{task['outputAssetId']}")).json()
+    assert len(asset["outputs"]) == 3 and asset["warnings"] == task["warnings"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -19,6 +19,7 @@ from flowboard.providers.base import (
     MediaKind,
     MediaOutput,
     PermanentProviderError,
+    Survivors,
 )
 from flowboard.schema import ApiModel
 
@@ -100,7 +101,12 @@ class ImageGeneration:
             stored = await target.storage.put_stream(key, _once(data), info.content_type)
             url = await target.storage.url_for(stored.key)
             files.append(StoredFile(stored, url, info.width, info.height))
-        return StoredOutput(files=tuple(files))
+        extra: dict[str, Any] = {}
+        if isinstance(output, Survivors) and output.filtered:
+            made = output.filtered + len(files)
+            reasons = "; ".join(output.reasons) or "no reason given"
+            extra["warnings"] = [f"{output.filtered} of {made} images were filtered: {reasons}"]
+        return StoredOutput(files=tuple(files), extra=extra)
 
 
 NODE_TYPE = NodeType("image_gen", ImageGenNodeData, runnable=True, generation=ImageGeneration())

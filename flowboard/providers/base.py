@@ -127,6 +127,18 @@ class Variants:
     reasons: tuple[str, ...] = ()
 
 
+_Kept = TypeVar("_Kept")
+
+
+class Survivors(list[_Kept]):
+    """The images a provider kept when it withheld `filtered` others for safety (a list)."""
+
+    def __init__(self, kept: Sequence[_Kept], filtered: int, reasons: Sequence[str]) -> None:
+        super().__init__(kept)
+        self.filtered = filtered
+        self.reasons = tuple(reasons)
+
+
 @dataclass(frozen=True)
 class BytesOutput:
     """A file the provider returned inline (video by default)."""

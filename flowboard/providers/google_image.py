@@ -27,6 +27,7 @@ from flowboard.providers.base import (
     InvalidProviderRequest,
     PermanentProviderError,
     ProviderError,
+    Survivors,
     TransientProviderError,
 )
 from flowboard.providers.veo_errors import CALL_ERRORS, provider_error
@@ -89,6 +90,7 @@ class Outcome:
                 "%s withheld %d image(s), keeping %d: %s",
                 service, len(self.filtered), len(self.images), "; ".join(self.filtered),
             )  # fmt: skip
+            return Survivors(self.images, len(self.filtered), self.filtered)
         if self.images:
             return self.images
         if self.filtered:
