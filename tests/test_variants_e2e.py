@@ -113,3 +113,20 @@ async def test_imagen_keeps_the_images_it_did_not_filter(
     assert len(task["warnings"]) == 1 and task["warnings"][0].startswith("1 of 4 images")
     asset = await (await client.get(f"{API}/assets/{task['outputAssetId']}")).json()
     assert len(asset["outputs"]) == 3 and asset["warnings"] == task["warnings"]
+
+
+async def test_local_renders_variants_with_successive_seeds(
+    aiohttp_client: Factory, make_settings: MakeSettings
+) -> None:
+    client: AppClient = await aiohttp_client(create_app(make_settings()))
+    data = {"prompt": "harbour", "durationSeconds": 1, "resolution": "480p", "seed": 7}
+    nodes = [{"id": "v", "type": "video_gen", "data": {**data, "variants": 3}}]
+    flow_id = await _flow(client, nodes, [])
+    resp = await client.post(f"{API}/run/{flow_id}")
+    assert resp.status == 202, await resp.text()
+    done = await wait_execution(client, (await resp.json())["id"])
+    task = done["tasks"]["v"]
+    assert task["status"] == "COMPLETED", task
+    asset = await (await client.get(f"{API}/assets/{task['outputAssetId']}")).json()
+    assert asset["parameters"]["seed"] == 7
+    assert len({output["sha256"] for output in asset["outputs"]}) == 3  # three renders

@@ -44,6 +44,7 @@ class RenderSpec:
     duration_seconds: float
     prompt: str
     image: bytes | None = None  # first frame, any Pillow-readable format
+    seed: int | None = None  # another seed, another motion and palette (None: the prompt's)
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,8 @@ def _prefetched(painter: Painter, frames: int) -> Generator[Image.Image, None, N
 def _painter(spec: RenderSpec) -> Painter:
     """Return the frame painter for spec (t runs from 0 to 1)."""
     seed = zlib.crc32(spec.prompt.encode())
+    if spec.seed is not None:
+        seed = zlib.crc32(spec.seed.to_bytes(8, "little"), seed)
     if spec.image is not None:
         return _ken_burns(_decode_image(spec.image, spec.width, spec.height), spec, seed)
     return _title_card(spec, seed)

@@ -14,7 +14,7 @@ import secrets
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from flowboard.providers.base import (
     MediaKind,
     Progress,
     ProgressCallback,
+    Variants,
     VideoOutput,
     VideoRequest,
 )
@@ -98,15 +99,14 @@ class LocalProvider:
             raise InvalidVideoRequest(f"durationSeconds must be between 1 and {MAX_SECONDS}")
         if request.fps is not None and not float(request.fps).is_integer():
             raise InvalidVideoRequest("fps: the local renderer takes whole frame rates")
-        if request.variants > 1:
-            raise InvalidVideoRequest("variants: the local renderer makes one video a request")
 
     async def start(self, request: VideoRequest) -> str:
         return f"local:{request.job_id}"
 
     async def follow(
         self, operation_id: str, request: VideoRequest, report: ProgressCallback
-    ) -> VideoOutput:
+    ) -> VideoOutput | Variants:
+        """Render the video, or `variants` of them one after another with seeds seed+i."""
         width, height = frame_size(request.aspect_ratio, request.resolution)
         spec = RenderSpec(
             width=width,
@@ -115,18 +115,31 @@ class LocalProvider:
             duration_seconds=float(request.duration_seconds),
             prompt=request.prompt,
             image=request.first_frame.data if request.first_frame else None,
+            seed=request.seed,
         )
+        count = request.variants
         cancel = self._cancels.setdefault(operation_id, threading.Event())
-        out = self.work_dir / f"{request.job_id}-{secrets.token_hex(4)}.mp4"
+        outs: list[Path] = []
         try:
-            async with self._slots:
-                await self._render(spec, out, cancel, report)
+            for index in range(count):
+                seed = (request.seed or 0) + index if index or request.seed is not None else None
+                out = self.work_dir / f"{request.job_id}-{index}-{secrets.token_hex(4)}.mp4"
+                outs.append(out)
+
+                async def part(progress: Progress, index: int = index) -> None:
+                    await report(Progress((index * 100 + progress.percent) / count))
+
+                async with self._slots:
+                    await self._render(replace(spec, seed=seed), out, cancel, part)
         except BaseException:
-            await asyncio.to_thread(out.unlink, missing_ok=True)
+            for out in outs:
+                await asyncio.to_thread(out.unlink, missing_ok=True)
             raise
         finally:
             self._cancels.pop(operation_id, None)
-        return FileOutput(out)
+        if count == 1:
+            return FileOutput(outs[0])
+        return Variants(tuple(FileOutput(out) for out in outs))
 
     async def _render(
         self, spec: RenderSpec, out: Path, cancel: threading.Event, report: ProgressCallback
