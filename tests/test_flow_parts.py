@@ -87,3 +87,26 @@ async def test_an_older_inline_document_is_read_then_laid_out(client: AppClient)
     again = await (await client.get(url)).json()
     assert again["revision"] == 4 and again["nodes"][59]["position"] == {"x": 1, "y": 2}
     assert [n["data"] for n in again["nodes"]] == [n["data"] for n in got["nodes"]]
+
+
+async def test_a_small_flow_stays_whole_in_one_document(client: AppClient) -> None:
+    body = {"name": "small", "nodes": _nodes(PART_ITEMS)}
+    flow = await (await client.post(f"{API}/flows", json=body)).json()
+    url = f"{API}/flows/{flow['id']}"
+    assert (await client.patch(f"{url}/nodes/n3", json={"position": {"x": 3, "y": 3}})).ok
+    head = await client.app[DATABASE].flows.find_one({"_id": flow["id"]})
+    assert head is not None and len(head["nodes"]) == PART_ITEMS and "parts" not in head
+    assert await _all_parts(client) == set()
+    grown = await client.post(f"{url}/nodes", json={"id": "x", "type": "prompt"})
+    assert grown.status == 201  # one past a part: laid out in two parts
+    assert len(await _settled(client, flow["id"])) == 2
+    assert (await client.delete(f"{url}/nodes/x")).status == 200  # whole again
+    await _settled_inline(client, flow["id"])
+
+
+async def _settled_inline(client: AppClient, flow_id: str) -> None:
+    head = await client.app[DATABASE].flows.find_one({"_id": flow_id})
+    assert head is not None and "parts" not in head and len(head["nodes"]) == PART_ITEMS
+    async with asyncio.timeout(10):
+        while await _all_parts(client):
+            await asyncio.sleep(0.05)

@@ -10,8 +10,9 @@ and drops the replaced part.
 Parts are never changed in place: an edit inserts new parts first, then replaces the
 head only if its revision is still the one read (the commit point), then deletes the
 parts no longer named. A reader always finds every part its head names, or (if a writer
-dropped one in between) reads the head again. Documents of older versions, with the
-nodes and edges inline in the head, are still read; their first edit lays them out.
+dropped one in between) reads the head again. A flow of at most `PART_ITEMS` nodes and
+edges (most flows) stays whole in its head, one document and one write, as every flow
+of older versions was.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class FlowWrite:
 
     head: RawBSONDocument
     new_parts: list[RawBSONDocument]
-    parts: tuple[PartRef, ...]
+    parts: tuple[PartRef, ...] | None  # None: a small flow, whole in its head
     dropped: list[str]
     size: int
 
@@ -87,6 +88,10 @@ def _layout(
 
 def plan(before: Flow | None, before_parts: tuple[PartRef, ...] | None, after: Flow) -> FlowWrite:
     """The write that stores `after` over the stored `before` (None: a new flow)."""
+    if len(after.nodes) <= PART_ITEMS and len(after.edges) <= PART_ITEMS:
+        whole = RawBSONDocument(bson.encode(to_doc(after)))  # one document, one write
+        dropped = [p.id for p in before_parts or ()]
+        return FlowWrite(whole, [], None, dropped, len(whole.raw))
     new_parts: list[RawBSONDocument] = []
     refs: list[PartRef] = []
     for kind in KINDS:
