@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flowboard.app import create_app
+from tests.fakes.comfyui import FakeComfyUI
 from tests.fakes.google_image import FakeGoogleImages
 from tests.fakes.google_image_wire import Outcome as ImageOutcome
 from tests.fakes.google_image_wire import Script as ImageScript
 from tests.fakes.veo import FakeVeo, Mode, Outcome, Script
 from tests.servers.app import AppClient, MakeSettings
 from tests.servers.waiting import API, wait_execution
+from tests.test_comfyui_e2e import T2V
 from tests.test_reuse_e2e import VIDEO, _flow
 
 Factory = Callable[..., Any]
@@ -130,3 +133,24 @@ async def test_local_renders_variants_with_successive_seeds(
     asset = await (await client.get(f"{API}/assets/{task['outputAssetId']}")).json()
     assert asset["parameters"]["seed"] == 7
     assert len({output["sha256"] for output in asset["outputs"]}) == 3  # three renders
+
+
+async def test_comfyui_variants_are_prompts_with_successive_seeds(
+    aiohttp_client: Factory, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    async with FakeComfyUI(tmp_path / "comfy") as fake:
+        comfyui = {"url": fake.url, "workflow": "t2v", "workflows": {"t2v": T2V}}
+        settings = make_settings(providers={"default": "comfyui", "comfyui": comfyui})
+        client: AppClient = await aiohttp_client(create_app(settings))
+        data = {"prompt": "a fox", "provider": "comfyui", "durationSeconds": 1, "seed": 40}
+        nodes = [{"id": "v", "type": "video_gen", "data": {**data, "variants": 3}}]
+        flow_id = await _flow(client, nodes, [])
+        resp = await client.post(f"{API}/run/{flow_id}")
+        assert resp.status == 202, await resp.text()
+        done = await wait_execution(client, (await resp.json())["id"])
+        task = done["tasks"]["v"]
+        assert task["status"] == "COMPLETED", task
+        assert [p.prompt["3"]["inputs"]["seed"] for p in fake.prompts] == [40, 41, 42]
+        assert len({p.prompt_id for p in fake.prompts}) == 3
+        asset = await (await client.get(f"{API}/assets/{task['outputAssetId']}")).json()
+        assert len(asset["outputs"]) == 3

@@ -16,7 +16,7 @@ import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import NoReturn
@@ -29,9 +29,11 @@ from flowboard.providers.base import (
     InputImage,
     InvalidVideoRequest,
     PermanentProviderError,
+    Progress,
     ProgressCallback,
     ProviderError,
     TransientProviderError,
+    Variants,
     VideoOutput,
     VideoRequest,
 )
@@ -44,10 +46,14 @@ from flowboard.providers.comfyui_workflow import (
     Inputs,
     Workflow,
     check_request,
+    derived_seed,
     fill,
     inputs_for,
     load_workflows,
 )
+
+# Variants are one prompt each: the operation id lists their prompt ids.
+VARIANT_SEPARATOR = ","
 
 __all__ = ["ComfyTiming", "ComfyUIProvider", "PromptJob", "default_client_id", "prompt_id_for"]
 
@@ -169,8 +175,21 @@ class ComfyUIProvider:
         inputs = partial(inputs_for, workflow, request)
         return PromptJob(request.job_id, request.resumed, workflow, request.first_frame, inputs)
 
+    def _jobs(self, request: VideoRequest, *, check: bool = True) -> list[PromptJob]:
+        """One prompt a variant: job ids `<job>-v<i>`, seeds seed..seed+N-1."""
+        if request.variants == 1:
+            return [self._job(request, check=check)]
+        base = request.seed if request.seed is not None else derived_seed(request.job_id)
+        return [
+            self._job(
+                replace(request, job_id=f"{request.job_id}-v{i}", seed=base + i, variants=1),
+                check=check,
+            )
+            for i in range(request.variants)
+        ]
+
     def validate(self, request: VideoRequest) -> None:
-        self._job(request)
+        self._jobs(request)
 
     async def reachable(self) -> bool:
         """Say whether ComfyUI answers /system_stats now (for readiness reports)."""
@@ -181,7 +200,8 @@ class ComfyUIProvider:
         return True
 
     async def start(self, request: VideoRequest) -> str:
-        return await self.start_job(self._job(request))
+        """Queue the prompt (one a variant); the operation id names them, comma-separated."""
+        return VARIANT_SEPARATOR.join([await self.start_job(j) for j in self._jobs(request)])
 
     async def start_job(self, job: PromptJob) -> str:
         """Queue the job's prompt (unless ComfyUI already has it); return the prompt id."""
@@ -255,10 +275,21 @@ class ComfyUIProvider:
 
     async def follow(
         self, operation_id: str, request: VideoRequest, report: ProgressCallback
-    ) -> VideoOutput:
+    ) -> VideoOutput | Variants:
         # Not checked again: a job already queued runs whatever the settings became.
-        files = await self.follow_job(operation_id, self._job(request, check=False), report)
-        return await self._open(files[0], {"prompt_id": operation_id, "job_id": request.job_id})
+        prompt_ids = operation_id.split(VARIANT_SEPARATOR)
+        jobs = self._jobs(request, check=False)
+        outputs: list[VideoOutput] = []
+        for index, (prompt_id, job) in enumerate(zip(prompt_ids, jobs, strict=True)):
+
+            async def part(progress: Progress, index: int = index) -> None:
+                share = (index * 100 + progress.percent) / len(jobs)
+                await report(Progress(share, progress.estimated))
+
+            files = await self.follow_job(prompt_id, job, part if len(jobs) > 1 else report)
+            extra = {"prompt_id": prompt_id, "job_id": job.job_id}
+            outputs.append(await self._open(files[0], extra))
+        return outputs[0] if len(outputs) == 1 else Variants(tuple(outputs))
 
     async def follow_job(
         self, operation_id: str, job: PromptJob, report: ProgressCallback
@@ -327,6 +358,10 @@ class ComfyUIProvider:
         return StreamedOutput(response, kind, self.timing.chunk_size)
 
     async def cancel(self, operation_id: str) -> None:
+        for prompt_id in operation_id.split(VARIANT_SEPARATOR):
+            await self._cancel_prompt(prompt_id)
+
+    async def _cancel_prompt(self, operation_id: str) -> None:
         extra = {"prompt_id": operation_id}
         self._drop_early(operation_id)
         self._resubmitted.discard(operation_id)

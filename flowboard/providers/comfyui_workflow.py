@@ -203,8 +203,6 @@ def check_request(workflow: Workflow, request: VideoRequest) -> None:
     requested duration is then ignored, and the asset records the real one.
     """
     has = workflow.targets.__contains__
-    if request.variants > 1:
-        raise InvalidVideoRequest("variants: ComfyUI video workflows make one video a request")
     if request.first_frame is not None and not has("image"):
         raise InvalidVideoRequest(
             f"first frame: workflow {workflow.name!r} has no image input (use an image workflow)"
