@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -125,3 +126,28 @@ async def test_run_node_goes_before_whole_flow_runs(app: AppClient, veo: FakeVeo
     prompts = [start.body["instances"][0]["prompt"] for start in veo.starts]
     # Two of the flow's nodes held the slots; the run-node took the next one.
     assert prompts.index(VIDEO["prompt"]) == 2, prompts
+
+
+async def test_a_queued_task_cancelled_leaves_the_queue(app: AppClient, veo: FakeVeo) -> None:
+    nodes = [{"id": n, "type": "video_gen", "data": {**VIDEO, "prompt": n}} for n in NODES[:3]]
+    flow_id = await _flow(app, nodes, [])
+    execution = await (await app.post(f"{API}/run/{flow_id}")).json()
+    async with asyncio.timeout(30):
+        while True:
+            current = await (await app.get(f"{API}/executions/{execution['id']}")).json()
+            # Waiting for a slot (every task of a limited provider starts QUEUED).
+            queued = [n for n, t in current["tasks"].items() if t["queuePosition"] is not None]
+            if queued:
+                break
+            await asyncio.sleep(0.02)
+    cancel = {"nodeId": queued[0]}
+    resp = await app.post(f"{API}/executions/{execution['id']}/cancel", json=cancel)
+    assert resp.status == 200, await resp.text()
+    done = await wait_execution(app, execution["id"])
+    statuses = {n: t["status"] for n, t in done["tasks"].items()}
+    assert statuses.pop(queued[0]) == "CANCELLED"
+    assert set(statuses.values()) == {"COMPLETED"}
+    assert len(veo.starts) == 2  # the cancelled one never reached Veo
+    # Its place was given back: a later run gets both slots.
+    again = await (await app.post(f"{API}/run/{flow_id}", json={"force": True})).json()
+    assert (await wait_execution(app, again["id"]))["status"] == "COMPLETED"
