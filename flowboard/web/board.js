@@ -371,7 +371,7 @@ export class Board {
   }
 
   async cancelAll() {
-    const active = [...this.executions.values()].filter((e) => e.status === "PENDING" || e.status === "PROCESSING");
+    const active = [...this.executions.values()].filter((e) => ["PENDING", "QUEUED", "PROCESSING"].includes(e.status));
     for (const execution of active) {
       try {
         this.takeExecution(await this.api.post(`/executions/${execution.id}/cancel`));

@@ -3,7 +3,7 @@
 import { h, replaceChildren } from "./dom.js";
 import { fieldForm } from "./fields.js";
 
-const ACTIVE = new Set(["PENDING", "PROCESSING"]);
+const ACTIVE = new Set(["PENDING", "QUEUED", "PROCESSING"]);
 
 /** A node's name on screen: its label, else its type and the end of its id. */
 function label(node) {
@@ -129,7 +129,7 @@ export class NodeCard {
     const status = task ? task.status : "IDLE";
     const active = ACTIVE.has(status);
     this.status.dataset.status = status;
-    this.status.textContent = task ? status.toLowerCase() : "Not run";
+    this.status.textContent = task ? statusText(task) : "Not run";
     this.element.dataset.status = status;
     const value = task ? Math.round(task.progress) : 0;
     this.progress.value = value;
@@ -144,6 +144,14 @@ export class NodeCard {
     this.cancelButton.hidden = !active;
     this.retryButton.hidden = !(status === "FAILED" || status === "CANCELLED");
   }
+}
+
+/** "queued #2, ~40 s" while waiting for a provider slot; the status word otherwise. */
+function statusText(task) {
+  const word = task.status.toLowerCase();
+  if (task.status !== "QUEUED" || !task.queuePosition) return word;
+  const eta = task.etaSeconds == null ? "" : `, ~${Math.ceil(task.etaSeconds)} s`;
+  return `${word} #${task.queuePosition}${eta}`;
 }
 
 function outputMedia(data) {

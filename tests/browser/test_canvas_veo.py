@@ -78,3 +78,44 @@ async def test_estimated_progress_is_marked_and_the_veo_video_plays(
     await canvas.page.wait_for_function(READY, timeout=30_000)
     assert len(fake_veo.starts) == 1  # the page's run went to Veo (the fake)
     assert canvas.unexpected_errors() == []
+
+
+@pytest.fixture
+async def queued_app(
+    aiohttp_client: Callable[..., Any], make_settings: MakeSettings, fake_veo: FakeVeo
+) -> AppClient:
+    veo = {"mode": "gemini", "api_key": fake_veo.api_key, "base_url": fake_veo.base_url}
+    settings = make_settings(
+        providers={"veo": veo},
+        queue={"limits": {"veo": 1}},
+        server={"shutdown_grace_seconds": 0.1},
+    )
+    client: AppClient = await aiohttp_client(create_app(settings))
+    return client
+
+
+async def test_a_task_waiting_for_a_provider_slot_shows_its_place(
+    browser: Browser, queued_app: AppClient, fake_veo: FakeVeo, artifacts: Path
+) -> None:
+    fake_veo.default_script = Script(Outcome.NEVER)  # the first take holds Veo's one slot
+    data = {"prompt": "a lighthouse at dusk", "provider": "veo"}
+    nodes = [
+        {"id": name, "type": "video_gen", "data": data, "position": {"x": x, "y": 40}}
+        for name, x in (("first", 40), ("second", 400))
+    ]
+    flow = await make_flow(queued_app, "Queue", nodes)
+    canvas = await open_canvas(browser, base_url(queued_app), token_of(queued_app))
+    await canvas.open_flow(flow["id"])
+
+    await canvas.node("first").get_by_role("button", name="Run").click()
+    await expect(canvas.node("first").locator(".status")).to_have_text("processing")
+    second = canvas.node("second")
+    await second.get_by_role("button", name="Run").click()
+
+    await expect(second.locator(".status")).to_have_text(re.compile(r"^queued #1(, ~\d+ s)?$"))
+    await expect(second.get_by_role("button", name="Cancel")).to_be_visible()
+    await canvas.page.screenshot(path=artifacts / "queued.png")
+    await second.get_by_role("button", name="Cancel").click()
+    await expect(second.locator(".status")).to_have_text("cancelled")
+    assert len(fake_veo.starts) == 1  # the waiting take never reached Veo
+    assert canvas.unexpected_errors() == []
