@@ -42,7 +42,7 @@ from _util import REPO, percentile
 
 sys.path.insert(0, str(REPO))  # tests.fakes
 from flowboard.config import ComfyUISettings, ComfyWorkflowSettings
-from flowboard.providers.base import Progress, VideoRequest
+from flowboard.providers.base import Progress, Variants, VideoRequest
 from flowboard.providers.comfyui import ComfyUIProvider
 from flowboard.providers.comfyui_workflow import fill, inputs_for, load_workflow
 from tests.fakes.comfyui import FakeComfyUI
@@ -134,6 +134,7 @@ def flowboard_job(provider: ComfyUIProvider) -> Job:
         provider.validate(request)
         prompt_id = await provider.start(request)
         output = await provider.follow(prompt_id, request, ignore)
+        assert not isinstance(output, Variants)  # one video asked for, one returned
         async for _ in output.chunks():
             pass
 
