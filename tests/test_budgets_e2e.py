@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +23,6 @@ from tests.test_reuse_e2e import IMAGE, VIDEO, _flow
 
 Factory = Callable[..., Any]
 PRICES = {"gemini_image": {"per_image": 1.0}, "veo": {"per_second": 3.0}}
-
-
-@pytest.fixture
-async def images() -> AsyncIterator[FakeGoogleImages]:
-    async with FakeGoogleImages() as server:
-        yield server
-
-
-@pytest.fixture
-async def veo() -> AsyncIterator[FakeVeo]:
-    async with FakeVeo() as server:
-        yield server
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ from flowboard.app import create_app
 from tests.fakes.google_image import FakeGoogleImages
 from tests.fakes.veo import FakeVeo
 from tests.servers.app import AppClient, MakeSettings
+from tests.servers.google_fakes import fast_gemini_veo
 from tests.servers.waiting import API, wait_execution
 from tests.test_reuse_e2e import IMAGE, VIDEO, _edit, _flow, _run
 
@@ -22,29 +23,10 @@ PRICES = {
 
 
 @pytest.fixture
-async def images() -> AsyncIterator[FakeGoogleImages]:
-    async with FakeGoogleImages() as server:
-        yield server
-
-
-@pytest.fixture
-async def veo() -> AsyncIterator[FakeVeo]:
-    async with FakeVeo() as server:
-        yield server
-
-
-@pytest.fixture
 async def app(
     aiohttp_client: Factory, make_settings: MakeSettings, images: FakeGoogleImages, veo: FakeVeo
 ) -> AppClient:
-    veo_settings = {
-        "mode": "gemini",
-        "api_key": veo.api_key,
-        "base_url": veo.base_url,
-        "first_poll_seconds": 0.05,
-        "poll_interval_seconds": 0.05,
-        "poll_max_seconds": 0.2,
-    }
+    veo_settings = fast_gemini_veo(veo)
     settings = make_settings(
         providers={
             "veo": veo_settings,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,18 +15,6 @@ from tests.servers.app import AppClient, MakeSettings
 from tests.servers.waiting import API, wait_execution
 
 Factory = Callable[..., Any]
-
-
-@pytest.fixture
-async def images() -> AsyncIterator[FakeGoogleImages]:
-    async with FakeGoogleImages() as server:
-        yield server
-
-
-@pytest.fixture
-async def veo() -> AsyncIterator[FakeVeo]:
-    async with FakeVeo() as server:
-        yield server
 
 
 @pytest.mark.parametrize("mode", ["gemini", "vertex"])

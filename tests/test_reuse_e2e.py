@@ -6,7 +6,7 @@ Provider calls are counted on the fakes themselves (`images.calls`, `veo.starts`
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from flowboard.app import create_app
 from tests.fakes.google_image import FakeGoogleImages
 from tests.fakes.veo import FakeVeo
 from tests.servers.app import OTHER_ORG, AppClient, FlowboardClient, MakeSettings
+from tests.servers.google_fakes import fast_gemini_veo
 from tests.servers.waiting import API, wait_execution
 
 Factory = Callable[..., Any]
@@ -25,29 +26,10 @@ VIDEO = {"provider": "veo", "prompt": "slow zoom", "durationSeconds": 4, "aspect
 
 
 @pytest.fixture
-async def images() -> AsyncIterator[FakeGoogleImages]:
-    async with FakeGoogleImages() as server:
-        yield server
-
-
-@pytest.fixture
-async def veo() -> AsyncIterator[FakeVeo]:
-    async with FakeVeo() as server:
-        yield server
-
-
-@pytest.fixture
 async def app(
     aiohttp_client: Factory, make_settings: MakeSettings, images: FakeGoogleImages, veo: FakeVeo
 ) -> AppClient:
-    veo_settings = {
-        "mode": "gemini",
-        "api_key": veo.api_key,
-        "base_url": veo.base_url,
-        "first_poll_seconds": 0.05,
-        "poll_interval_seconds": 0.05,
-        "poll_max_seconds": 0.2,
-    }
+    veo_settings = fast_gemini_veo(veo)
     settings = make_settings(
         providers={
             "veo": veo_settings,

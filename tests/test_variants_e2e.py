@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,6 @@ from tests.test_comfyui_e2e import T2V
 from tests.test_reuse_e2e import VIDEO, _flow
 
 Factory = Callable[..., Any]
-
-
-@pytest.fixture
-async def veo() -> AsyncIterator[FakeVeo]:
-    async with FakeVeo() as server:
-        yield server
 
 
 @pytest.fixture(params=[Mode.GEMINI, Mode.VERTEX])
