@@ -116,7 +116,7 @@ class RunPlanner:
         if not reuse or waits:
             return base, None
         job = Job(org_id, DRY_RUN, flow, node, reuse=True)
-        key = await self.reuse.key_of(job, spec, data, provider, reused)
+        key = await self.reuse.keys.key_of(job, spec, data, provider, reused)
         found = await self.reuse.find(job, key) if key is not None else None
         if found is None:
             return base, None

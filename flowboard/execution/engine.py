@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from flowboard.budgets.service import Budgets
-from flowboard.canvas.model import Flow
+from flowboard.canvas.model import Flow, Node
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
 from flowboard.costs.planner import RunPlan, RunPlanner, with_estimates
@@ -192,14 +192,7 @@ class ExecutionEngine:
         """The execution with this task started (or FAILED if it cannot start)."""
         node = flow.node(node_id)
         assert node is not None  # plans are made from this flow
-        job = Job(
-            execution.org_id,
-            execution.id,
-            flow,
-            node,
-            execution.reuse,
-            interactive=execution.kind is ExecutionKind.NODE,
-        )
+        job = _job(execution, flow, node)
         try:
             launch = await self.processors[node.type].prepare(job)
         except InvalidRequest as exc:
@@ -403,14 +396,7 @@ class ExecutionEngine:
         if flow is None or node is None:
             await self._fail_later(execution.id, node_id, "node_removed", "node was removed")
             return None
-        return Job(
-            execution.org_id,
-            execution.id,
-            flow,
-            node,
-            execution.reuse,
-            interactive=execution.kind is ExecutionKind.NODE,
-        )
+        return _job(execution, flow, node)
 
     async def _fail_later(self, execution_id: str, node_id: str, code: str, message: str) -> None:
         change = TaskChange(status=TaskStatus.FAILED, error=TaskError(code=code, message=message))
@@ -526,3 +512,15 @@ class ExecutionEngine:
         )
         if await self.update_task(source.execution_id, source.node_id, change) is not None:
             self.runner.cancel(f"{source.execution_id}:{source.node_id}")
+
+
+def _job(execution: Execution, flow: Flow, node: Node) -> Job:
+    """The job of one node of this execution, on this version of its flow."""
+    return Job(
+        execution.org_id,
+        execution.id,
+        flow,
+        node,
+        execution.reuse,
+        interactive=execution.kind is ExecutionKind.NODE,
+    )

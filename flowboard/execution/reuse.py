@@ -12,9 +12,7 @@ without a fixed seed is reused like any other: its output is the take the user s
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from pymongo import DESCENDING
 
@@ -26,7 +24,6 @@ from flowboard.execution.content_key import ContentKeys
 from flowboard.execution.model import TaskStatus
 from flowboard.ids import utcnow
 from flowboard.processors.base import Job
-from flowboard.processors.kind import GenerationSpec
 from flowboard.store.assets import AssetStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -41,16 +38,6 @@ class Reuse:
 
     def __post_init__(self) -> None:
         self.keys = ContentKeys(self.assets)
-
-    async def key_of(
-        self,
-        job: Job,
-        spec: GenerationSpec,
-        data: Any,
-        provider: str,
-        upstream: Mapping[str, GeneratedAsset] | None = None,
-    ) -> str | None:
-        return await self.keys.key_of(job, spec, data, provider, upstream)
 
     async def find(self, job: Job, key: str) -> GeneratedAsset | None:
         """The newest COMPLETED take of this node with this key, in the job's organisation."""

@@ -203,7 +203,7 @@ class GenerationProcessor:
         kind, spec = self._spec(job.node.type)
         data = kind.data_model.model_validate(job.node.data)
         provider = self._provider(spec, spec.provider_of(data))
-        key = await self.reuse.key_of(job, spec, data, provider.name) if self.reuse else None
+        key = await self.reuse.keys.key_of(job, spec, data, provider.name) if self.reuse else None
         if job.reuse and key is not None and self.reuse is not None:
             found = await self.reuse.find(job, key)
             if found is not None:
