@@ -13,11 +13,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -204,3 +205,36 @@ def flowboard_server(
             stop_server(server)
         if not keep_data:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@dataclass
+class RssSampler:
+    """Sample a process's peak RSS from a thread, so a busy event loop cannot hide a peak.
+
+    pid: the process to watch; None is this one.
+    """
+
+    pid: int | None = None
+    interval: float = 0.005
+    peak: int = 0
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> RssSampler:
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        process = psutil.Process(self.pid)
+        while not self._stop.is_set():
+            self.peak = max(self.peak, int(process.memory_info().rss))
+            self.samples += 1
+            self._stop.wait(self.interval)
+        self.peak = max(self.peak, int(process.memory_info().rss))

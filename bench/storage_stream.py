@@ -18,14 +18,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aioboto3
 import psutil
+from _util import RssSampler
 
 from flowboard.config import StorageSettings
 from flowboard.storage.base import Storage, StoredObject
@@ -35,35 +34,6 @@ from flowboard.storage.s3 import SHA256_METADATA, S3Storage
 MiB = 1 << 20
 TARGET_RISE_MIB = 64
 KEY = "bench/payload.bin"
-
-
-@dataclass
-class RssSampler:
-    """Sample this process's RSS from a thread, so a busy event loop cannot hide a peak."""
-
-    interval: float = 0.002
-    peak: int = 0
-    samples: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> RssSampler:
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        process = psutil.Process()
-        while not self._stop.is_set():
-            self.peak = max(self.peak, process.memory_info().rss)
-            self.samples += 1
-            self._stop.wait(self.interval)
-        self.peak = max(self.peak, process.memory_info().rss)
 
 
 async def payload(size: int, chunk: int, seed: int) -> AsyncIterator[bytes]:
@@ -173,7 +143,7 @@ async def run(args: argparse.Namespace) -> bool:
         gc.collect()
         baseline = psutil.Process().memory_info().rss
         started = time.perf_counter()
-        with RssSampler() as sampler:
+        with RssSampler(interval=0.002) as sampler:
             stored = await storage.put_stream(
                 KEY, payload(size, chunk, args.seed), "application/octet-stream"
             )

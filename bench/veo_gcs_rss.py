@@ -22,9 +22,8 @@ import asyncio
 import hashlib
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ from _load import (
     table,
     verdict,
 )
-from _util import REPO, MiB, Server, flowboard_server
+from _util import REPO, MiB, RssSampler, Server, flowboard_server
 
 sys.path.insert(0, str(REPO))  # tests.fakes
 from tests.fakes.veo import FakeVeo, Route, Script
@@ -51,35 +50,6 @@ API = "/api/creative-flowboard"
 TARGET_GROWTH_MB = 64.0
 OUTPUT_GCS_URI = "gs://flowboard-bench/renders/"
 NODE = {"prompt": "bench", "durationSeconds": 4, "resolution": "720p", "aspectRatio": "16:9"}
-
-
-@dataclass
-class RssSampler:
-    """Sample one process's RSS from a thread, so no peak hides between event-loop turns."""
-
-    pid: int
-    interval: float = 0.005
-    peak: int = 0
-    samples: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> RssSampler:
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        proc = psutil.Process(self.pid)
-        while not self._stop.is_set():
-            self.peak = max(self.peak, int(proc.memory_info().rss))
-            self.samples += 1
-            self._stop.wait(self.interval)
 
 
 @dataclass(frozen=True)
