@@ -3,7 +3,7 @@
 
 import { ApiError } from "./api.js";
 import { h, notify, replaceChildren } from "./dom.js";
-import { NodeCard } from "./nodecard.js";
+import { ACTIVE, NodeCard } from "./nodecard.js";
 import { FlowStream } from "./stream.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -344,51 +344,40 @@ export class Board {
     await this.write(() => this.api.post(`/flows/${encodeURIComponent(this.flowId)}/edges`, { source, target: id }));
   }
 
-  async run(id) {
+  /** Post an execution action; show the execution it answers, or tell why it failed. */
+  async act(path, body) {
     try {
-      this.takeExecution(await this.api.post("/run-node", { flowId: this.flowId, nodeId: id }));
+      this.takeExecution(await this.api.post(path, body));
     } catch (err) {
       this.fail(err);
     }
   }
 
+  async run(id) {
+    await this.act("/run-node", { flowId: this.flowId, nodeId: id });
+  }
+
   async runFlow() {
-    try {
-      this.takeExecution(await this.api.post(`/run/${encodeURIComponent(this.flowId)}`));
-    } catch (err) {
-      this.fail(err);
-    }
+    await this.act(`/run/${encodeURIComponent(this.flowId)}`);
   }
 
   async cancel(id) {
     const entry = this.tasks.get(id);
     if (!entry) return;
-    try {
-      this.takeExecution(await this.api.post(`/executions/${entry.execution.id}/cancel`, { nodeId: id }));
-    } catch (err) {
-      this.fail(err);
-    }
+    await this.act(`/executions/${entry.execution.id}/cancel`, { nodeId: id });
   }
 
   async cancelAll() {
-    const active = [...this.executions.values()].filter((e) => ["PENDING", "QUEUED", "PROCESSING"].includes(e.status));
+    const active = [...this.executions.values()].filter((e) => ACTIVE.has(e.status));
     for (const execution of active) {
-      try {
-        this.takeExecution(await this.api.post(`/executions/${execution.id}/cancel`));
-      } catch (err) {
-        this.fail(err);
-      }
+      await this.act(`/executions/${execution.id}/cancel`);
     }
   }
 
   async retry(id) {
     const entry = this.tasks.get(id);
     if (!entry) return;
-    try {
-      this.takeExecution(await this.api.post(`/executions/${entry.execution.id}/retry`));
-    } catch (err) {
-      this.fail(err);
-    }
+    await this.act(`/executions/${entry.execution.id}/retry`);
   }
 
   async retryFailed() {
@@ -396,11 +385,7 @@ export class Board {
       .filter((e) => e.status === "FAILED" || e.status === "CANCELLED")
       .sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1));
     if (!failed.length) return notify("Nothing to retry.");
-    try {
-      this.takeExecution(await this.api.post(`/executions/${failed[0].id}/retry`));
-    } catch (err) {
-      this.fail(err);
-    }
+    await this.act(`/executions/${failed[0].id}/retry`);
   }
 
   // -- moving nodes --------------------------------------------------------------------

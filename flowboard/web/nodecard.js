@@ -3,7 +3,8 @@
 import { h, replaceChildren } from "./dom.js";
 import { fieldForm } from "./fields.js";
 
-const ACTIVE = new Set(["PENDING", "QUEUED", "PROCESSING"]);
+/** Task and execution statuses that are still running (cancel applies). */
+export const ACTIVE = new Set(["PENDING", "QUEUED", "PROCESSING"]);
 
 /** A node's name on screen: its label, else its type and the end of its id. */
 function label(node) {
