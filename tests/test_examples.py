@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +27,11 @@ def _decoded_frames(path: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
-def _run(env: dict[str, str], cwd: Path, flow: str, out: Path) -> subprocess.CompletedProcess[str]:
+def _run(
+    env: dict[str, str], cwd: Path, flow: str, out: Path, examples: Path = EXAMPLES
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*FLOWBOARD, "run", str(EXAMPLES / flow), "--download", str(out)],
+        [*FLOWBOARD, "run", str(examples / flow), "--download", str(out)],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -68,11 +72,22 @@ def test_chain_example_runs_on_the_running_serve(
 ) -> None:
     embedded_serve.env["FLOWBOARD_AUTH__ENABLED"] = "true"  # `run` makes its own token
     embedded_serve.start()
+    # A deep folder pushes the status line past 80 columns, the width rich assumes when
+    # stderr is a pipe: the line must still come out whole.
+    examples = tmp_path / ("a-folder-name-long-enough-to-pass-eighty-columns-" * 2) / "examples"
+    shutil.copytree(EXAMPLES, examples)
 
-    result = _run(embedded_serve.env, tmp_path, "prompt-image-video.json", tmp_path / "out")
+    result = _run(
+        embedded_serve.env, tmp_path, "prompt-image-video.json", tmp_path / "out", examples
+    )
 
     assert result.returncode == 0, result.stderr
-    assert "flowboard serve (pid" in result.stderr
+    [status] = [line for line in result.stderr.splitlines() if line.startswith("running ")]
+    assert re.fullmatch(
+        rf"running {re.escape(str(examples))}/prompt-image-video\.json on "
+        r"flowboard serve \(pid \d+\) \(http://127\.0\.0\.1:\d+\)",
+        status,
+    ), status
     [still] = (tmp_path / "out").glob("still-*.png")
     [video] = (tmp_path / "out").glob("video-*.mp4")
     assert still.stat().st_size > 0 and _decoded_frames(video) > 0

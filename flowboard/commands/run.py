@@ -129,7 +129,9 @@ async def _run_file(settings: Settings, args: argparse.Namespace, stop: asyncio.
     document = load_document(args.flow)
     if args.download is not None:
         args.download.mkdir(parents=True, exist_ok=True)
-    out, status = Console(), Console(stderr=True)
+    # Status lines carry paths and URLs: never wrap them at the console's width (80
+    # when stderr is not a terminal), or a copied URL breaks.
+    out, status = Console(), Console(stderr=True, soft_wrap=True)
     async with (
         open_target(settings, args.server, args.token, args.org) as target,
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session,
