@@ -86,10 +86,10 @@ def schedule(veo: VeoSettings, count: int = 40) -> Schedule:
     """Bounds of the gaps of flowboard/providers/veo_polling.py's schedule.
 
     The loop sleeps delay_k after poll k has been answered (and its progress reported); every
-    delay is its nominal gap x U(0.9, 1), and no nominal gap is below the interval, so every
-    gap between the arrivals of two polls is at least 0.9 x interval. The longest delays
-    come from the schedule with its jitter pinned high. The first poll (first_poll_seconds
-    after the start) is no gap and not checked.
+    delay is its nominal gap x U(1 - jitter, 1), and no nominal gap is below the interval, so
+    every gap between the arrivals of two polls is at least (1 - jitter) x interval. The
+    longest delays come from the schedule with its jitter pinned high. The first poll
+    (first_poll_seconds after the start) is no gap and not checked.
     """
     timing = veo_polling.timing_for(veo, veo.model)
 
@@ -97,7 +97,7 @@ def schedule(veo: VeoSettings, count: int = 40) -> Schedule:
         return high
 
     high = list(islice(veo_polling.poll_delays(timing, jitter=top), 1, count + 1))
-    return Schedule([veo_polling.JITTER_LOW * timing.interval_seconds] * count, high)
+    return Schedule([(1 - timing.jitter) * timing.interval_seconds] * count, high)
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class PollCheck:
     operations: int
     gaps: int
     min_gap: float
-    first_floor: float  # 0.9 x poll_interval_seconds: no gap is shorter
+    first_floor: float  # (1 - jitter) x poll_interval_seconds: no gap is shorter
     violations_flat: int  # gaps below first_floor
     violations_schedule: int  # gap k below low[k]
     worst_schedule: str
@@ -322,8 +322,8 @@ def report(
     started = launched.at_fake
     timing = veo_polling.timing_for(veo, veo.model)
     print(
-        f"\npoll rule (flowboard/providers/veo_polling.py, {timing}, jitter x U(0.9, 1.0)):"
-        f" every gap between consecutive polls of one operation >= 0.9 x interval ="
+        f"\npoll rule (flowboard/providers/veo_polling.py, {timing}):"
+        f" every gap between consecutive polls of one operation >= (1 - jitter) x interval ="
         f" {checked.first_floor:g} s"
     )
     print(

@@ -24,7 +24,7 @@ import random
 import statistics
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate
 from pathlib import Path
 
@@ -140,12 +140,12 @@ def main() -> None:
     veo = load_settings(Path(REPO / "config.toml"), environ={}).providers.veo
     model = args.model or veo.model
     timing = timing_for(veo, model)
-    wider = PollTiming(timing.first_seconds, timing.typical_seconds, timing.interval_seconds, 45)
+    wider = replace(timing, max_seconds=45)
     print(f"Veo polling schedules — flowboard {git_revision()}; {load_line()}")
     print(
         f"new: {model}: first poll {timing.first_seconds:g} s, every "
         f"{timing.interval_seconds:g} s within {timing.window[0]:g}-{timing.window[1]:g} s, "
-        f"gaps <= {timing.max_seconds:g} s elsewhere, x U(0.9, 1); "
+        f"gaps <= {timing.max_seconds:g} s elsewhere, x U({1 - timing.jitter:g}, 1); "
         f"old: U(0, 5 s), then 5 s x1.5 up to 30 s, x U(0.75, 1); "
         f"{args.operations} operations per duration, seed {args.seed}"
     )

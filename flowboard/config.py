@@ -133,10 +133,11 @@ class VeoSettings(_Section):
     # The polling schedule (providers/veo_polling.py): first poll near the earliest
     # plausible completion, every poll_interval_seconds around typical_seconds, then
     # backing off to poll_max_seconds. `models` overrides it per model name prefix.
-    first_poll_seconds: float = Field(default=20.0, gt=0)
+    first_poll_seconds: float = Field(default=40.0, gt=0)
     typical_seconds: float = Field(default=90.0, gt=0)
-    poll_interval_seconds: float = Field(default=15.0, gt=0)
+    poll_interval_seconds: float = Field(default=20.0, gt=0)
     poll_max_seconds: float = Field(default=30.0, gt=0)
+    poll_jitter: float = Field(default=0.02, ge=0, lt=1)
     # Estimates from Google's documented 11 s - 6 min latency; a `models` table in the
     # config file replaces these entries.
     models: dict[str, VeoModelTiming] = Field(

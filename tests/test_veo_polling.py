@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flowboard.config import VeoSettings, load_settings
-from flowboard.providers.veo_polling import JITTER_LOW, PollTiming, poll_delays, timing_for
+from flowboard.providers.veo_polling import PollTiming, poll_delays, timing_for
 
 TIMING = PollTiming(first_seconds=20, typical_seconds=90, interval_seconds=15, max_seconds=30)
 
@@ -38,11 +38,22 @@ def test_schedule_without_jitter_follows_the_phases() -> None:
 def test_gaps_are_jittered_downwards_within_bounds() -> None:
     rng = random.Random(3)
     delays = list(itertools.islice(poll_delays(TIMING, jitter=rng.uniform), 200))
+    floor = 1 - TIMING.jitter
 
-    assert JITTER_LOW * 20 <= delays[0] <= 20
-    assert all(JITTER_LOW * 15 <= d <= 30 for d in delays[1:])
+    assert TIMING.jitter == 0.02
+    assert floor * 20 <= delays[0] <= 20
+    assert all(floor * 15 <= d <= 30 for d in delays[1:])
     assert len(set(delays)) == len(delays)  # never in lock-step, even at the ceiling
-    assert min(delays[-50:]) >= JITTER_LOW * 30
+    assert min(delays[-50:]) >= floor * 30
+
+
+def test_jitter_is_configured() -> None:
+    timing = timing_for(VeoSettings(poll_jitter=0.25), "veo-3.0-generate-001")
+    delays = list(itertools.islice(poll_delays(timing, jitter=low), 8))
+
+    assert timing.jitter == 0.25
+    assert delays[0] == 0.75 * timing.first_seconds
+    assert all(d >= 0.75 * timing.interval_seconds for d in delays[1:])
 
 
 def test_operation_of_unknown_age_is_looked_at_within_one_interval() -> None:
@@ -93,7 +104,8 @@ def test_per_model_timing_takes_the_longest_prefix_and_inherits_the_rest() -> No
 def test_config_toml_documents_the_defaults() -> None:
     shipped = load_settings(Path(__file__).parent.parent / "config.toml", environ={})
     veo = shipped.providers.veo
-    assert timing_for(veo, "veo-3.0-generate-001") == PollTiming(20, 90, 15, 30)
+    assert timing_for(veo, "veo-3.0-generate-001") == PollTiming(40, 90, 20, 30, 0.02)
+    assert veo.model_dump() == VeoSettings().model_dump()  # the file says what the code does
     assert timing_for(veo, "veo-3.1-fast-generate-preview") == PollTiming(15, 60, 10, 30)
     assert timing_for(veo, "veo-3.0-fast-generate-001") == PollTiming(15, 60, 10, 30)
 

@@ -4,8 +4,10 @@ Veo takes from about 20 s to 6 min; most operations end near the model's typical
 So the first poll comes near the earliest plausible completion, polls come every
 `interval` seconds in the window typical ± interval, gaps elsewhere are at most the
 ceiling (the last one before the window shortened to land on it), and after the window
-the interval grows x1.5 back to the ceiling. Every gap is jittered downwards, so
-thousands of follows never poll in lock-step and the ceiling holds.
+the interval grows x1.5 back to the ceiling. Every gap is jittered downwards by up to
+`jitter` of its length, so follows started together drift apart and the ceiling holds.
+The jitter is small (2 %) because it is paid for in every gap of a long operation, and
+operations are already de-phased by their starts (resumed ones by a spread first look).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from flowboard.config import VeoSettings
 
 Jitter = Callable[[float, float], float]
 
-JITTER_LOW = 0.9  # each gap is its nominal length times U(0.9, 1.0)
+DEFAULT_JITTER = 0.02  # each gap is its nominal length times U(1 - jitter, 1)
 _BACKOFF = 1.5
 
 
@@ -30,12 +32,14 @@ class PollTiming:
     typical_seconds: when most operations of the model end.
     interval_seconds: the gap around the typical time (typical ± interval).
     max_seconds: the longest gap (before the window and after the backoff).
+    jitter: the largest fraction taken off a gap at random.
     """
 
     first_seconds: float
     typical_seconds: float
     interval_seconds: float
     max_seconds: float
+    jitter: float = DEFAULT_JITTER
 
     @property
     def window(self) -> tuple[float, float]:
@@ -60,6 +64,7 @@ def timing_for(settings: VeoSettings, model: str) -> PollTiming:
         typical_seconds=pick("typical_seconds"),
         interval_seconds=min(pick("poll_interval_seconds"), pick("poll_max_seconds")),
         max_seconds=pick("poll_max_seconds"),
+        jitter=settings.poll_jitter,
     )
 
 
@@ -83,8 +88,9 @@ def poll_delays(
     `first_seconds` old. An operation already under way (resumed, or followed again after
     a failed read) is looked at within one interval, spread out, then by the schedule.
     """
+    low = 1.0 - timing.jitter
     if age == 0.0:
-        delay = timing.first_seconds * jitter(JITTER_LOW, 1.0)
+        delay = timing.first_seconds * jitter(low, 1.0)
         at = delay
     else:
         delay = timing.interval_seconds * jitter(0.0, 1.0)
@@ -93,5 +99,5 @@ def poll_delays(
     while True:
         yield delay
         gap = _gap(timing, at, gap)
-        delay = gap * jitter(JITTER_LOW, 1.0)
+        delay = gap * jitter(low, 1.0)
         at += delay
