@@ -161,3 +161,26 @@ async def test_concurrent_runs_cannot_overspend(
     assert started == 5 and len(images.calls) == started, outcomes
     assert set(outcomes) <= {"completed", "refused", "budget_exceeded"}
     assert (await _budget(app))["day"]["spent"] == started
+
+
+async def test_requests_racing_with_one_idempotency_key_reserve_once(
+    app: AppClient, images: FakeGoogleImages, cli: Callable[..., dict[str, Any]]
+) -> None:
+    cli("set", "--org", DEFAULT_ORG, "--day", "100")
+    flow_id = await _flow(app, [{"id": "a", "type": "image_gen", "data": IMAGE}], [])
+    body = {"flowId": flow_id, "nodeId": "a"}
+    headers = {"Idempotency-Key": "one-click"}
+
+    async def run_once() -> str:
+        resp = await app.post(f"{API}/run-node", json=body, headers=headers)
+        assert resp.status == 202, await resp.text()
+        return str((await resp.json())["id"])
+
+    # Each request reserves while preparing, before the insert that only one can win.
+    ids = set(await asyncio.gather(*(run_once() for _ in range(20))))
+    assert len(ids) == 1
+    done = await wait_execution(app, ids.pop())
+    assert done["tasks"]["a"]["status"] == "COMPLETED"
+    assert len(images.calls) == 1
+    # The losers gave their reservations back: one take's worth is spent, not 20.
+    assert (await _budget(app))["day"]["spent"] == 1

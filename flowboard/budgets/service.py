@@ -80,6 +80,14 @@ class Budgets:
         """Reserve a starting task's estimate; None when the budget has no room for it."""
         return await self.store.reserve(org_id, round_cost(amount), utcnow())
 
+    async def release(self, org_id: str, task_key: str, reservation: Reservation) -> None:
+        """Give back a reservation whose take never began (no asset holds it)."""
+        await self.store.adjust(org_id, reservation, -reservation.amount)
+        _LOGGER.info(
+            "budget reservation released",
+            extra={"org_id": org_id, "task": task_key, "reserved": reservation.amount},
+        )
+
     async def settle(self, asset: GeneratedAsset, actual: float) -> None:
         """Settle the take's reservation once against what it really cost."""
         reservation = asset.reservation

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from flowboard.budgets.service import Budgets
@@ -160,18 +160,16 @@ class ExecutionEngine:
             if self.budgets is not None:  # 402 before anything starts (budgets/)
                 await self.budgets.check(org_id, estimate.estimated_cost)
             execution = with_estimates(execution, estimate)
-        # The first tasks are written already PROCESSING, in the execution's one insert.
-        launches: list[Launch] = []
-        for node_id in self._startable(execution):
-            execution, launch = await self._prepare(execution, flow, node_id)
-            if launch is not None:
-                launches.append(launch)
-        if await self.store.insert(execution) is None:
+        execution, launches = await self._prepare_first(execution, flow)
+        try:
+            inserted = await self.store.insert(execution)
+        except BaseException:
+            await _abandon(launches)
+            raise
+        if inserted is None:  # a concurrent request with the same key inserted first
+            await _abandon(launches)
             assert client_request_id is not None
-            found = await self.store.by_client_request(org_id, client_request_id, since)
-            if found is None:
-                raise ExecutionNotFound(client_request_id)
-            return found
+            return await self._inserted_by_another(execution, client_request_id, since)
         self._live[execution.id] = execution
         _LOGGER.info(
             "execution created",
@@ -185,6 +183,33 @@ class ExecutionEngine:
         if any(t.status.terminal for t in execution.tasks.values()):
             await self._schedule(execution.id)
         return execution
+
+    async def _prepare_first(
+        self, execution: Execution, flow: Flow
+    ) -> tuple[Execution, list[Launch]]:
+        """Start the first tasks, so they are written PROCESSING in the execution's insert."""
+        launches: list[Launch] = []
+        try:
+            for node_id in self._startable(execution):
+                execution, launch = await self._prepare(execution, flow, node_id)
+                if launch is not None:
+                    launches.append(launch)
+        except BaseException:
+            await _abandon(launches)
+            raise
+        return execution, launches
+
+    async def _inserted_by_another(
+        self, lost: Execution, client_request_id: str, since: datetime
+    ) -> Execution:
+        _LOGGER.info(
+            "idempotent request answered by a concurrent insert",
+            extra={"execution_id": lost.id, "client_request_id": client_request_id},
+        )
+        found = await self.store.by_client_request(lost.org_id, client_request_id, since)
+        if found is None:
+            raise ExecutionNotFound(client_request_id)
+        return found
 
     async def _prepare(
         self, execution: Execution, flow: Flow, node_id: str
@@ -524,3 +549,14 @@ def _job(execution: Execution, flow: Flow, node: Node) -> Job:
         execution.reuse,
         interactive=execution.kind is ExecutionKind.NODE,
     )
+
+
+async def _abandon(launches: list[Launch]) -> None:
+    """Give back what launches that will never begin took (their budget reservations)."""
+    for launch in launches:
+        if launch.abandon is None:
+            continue
+        try:
+            await launch.abandon()
+        except Exception:  # never mask why the run did not start (often the same outage)
+            _LOGGER.warning("could not give back a launch's reservation", exc_info=True)

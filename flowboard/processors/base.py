@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,11 +35,14 @@ class Launch:
     """A task about to start: the change that marks it PROCESSING, and the work to begin.
 
     Split in two so that a new run can write its tasks already PROCESSING in the one
-    insert of the execution, and begin the work only once that insert succeeded.
+    insert of the execution, and begin the work only once that insert succeeded. A launch
+    that will never begin (the insert lost an idempotency race or failed, the change was
+    refused) is abandoned: what preparing it took, a budget reservation, is given back.
     """
 
     change: TaskChange
     begin: Callable[[], None]
+    abandon: Callable[[], Awaitable[None]] | None = None
 
 
 __all__ = ["Job", "Launch", "NodeProcessor", "TaskUpdater"]

@@ -222,7 +222,16 @@ class GenerationProcessor:
             add_attempt=True,
             content_key=key,
         )
-        return Launch(change, lambda: self._begin(job, asset))
+        return Launch(change, lambda: self._begin(job, asset), self._releaser(job, reservation))
+
+    def _releaser(
+        self, job: Job, reservation: Reservation | None
+    ) -> Callable[[], Awaitable[None]] | None:
+        """What gives the reservation back if the launch never begins."""
+        budgets = self.budgets
+        if budgets is None or reservation is None:
+            return None
+        return lambda: budgets.release(job.org_id, job.key, reservation)
 
     async def _reserve(
         self, job: Job, spec: GenerationSpec, data: Any, provider: str
@@ -256,6 +265,8 @@ class GenerationProcessor:
     async def _apply(self, job: Job, launch: Launch) -> None:
         if await self.tasks.update_task(job.execution_id, job.node.id, launch.change):
             launch.begin()
+        elif launch.abandon is not None:  # e.g. cancelled meanwhile: the take never starts
+            await launch.abandon()
 
     def _begin(self, job: Job, asset: GeneratedAsset) -> None:
         self.runner.spawn(job.key, self._drive(job, asset, new=True))
