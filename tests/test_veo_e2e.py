@@ -17,6 +17,7 @@ from aiohttp import ClientResponse, FormData
 from PIL import Image
 
 from flowboard.app import create_app
+from flowboard.keys import DATABASE
 from tests.fakes.veo import FakeVeo, Mode, Outcome, Route, Script
 from tests.fakes.veo_media import probe_mp4
 from tests.servers.app import AppClient, MakeSettings, SseReader
@@ -216,7 +217,7 @@ async def test_estimated_progress_is_published_at_most_every_interval(
     assert tasks[-1]["status"] == "COMPLETED"
 
 
-async def test_estimated_progress_is_stored_in_steps(
+async def test_estimated_progress_is_shown_in_steps(
     aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo, sse: Reader
 ) -> None:
     fake.default_script = Script(Outcome.SUCCESS, seconds_until_done=3.0)
@@ -230,6 +231,28 @@ async def test_estimated_progress_is_stored_in_steps(
     assert 1 <= len(seen) <= 2 < fake.count(Route.POLL)
     assert seen[0] >= 30 and all(b - a >= 30 for a, b in pairwise(seen))
     assert tasks[-1]["status"] == "COMPLETED" and tasks[-1]["progress"] == 100
+
+
+async def test_estimated_progress_is_shown_live_but_never_written(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo
+) -> None:
+    fake.default_script = Script(Outcome.SUCCESS, seconds_until_done=3.0)
+    client = await veo_client(aiohttp_client, make_settings, fake, "gemini", typical_seconds=2.0)
+    started = await run_veo(client)
+    url = f"{API}/executions/{started['id']}"
+    async with asyncio.timeout(10):
+        while (
+            not (shown := (await (await client.get(url)).json())["tasks"]["v"])["progressEstimated"]
+            or shown["progress"] < 20
+        ):
+            await asyncio.sleep(0.05)
+    # The API shows the guess; the database holds none of it (a guess is worth no write).
+    stored = await client.app[DATABASE].executions.find_one({"_id": started["id"]})
+    assert stored is not None and stored["tasks"]["v"]["progress"] == 0
+    done = await wait_execution(client, started["id"], timeout=30)
+    assert done["tasks"]["v"]["status"] == "COMPLETED" and done["tasks"]["v"]["progress"] == 100
+    stored = await client.app[DATABASE].executions.find_one({"_id": started["id"]})
+    assert stored is not None and stored["tasks"]["v"]["progress"] == 100
 
 
 async def test_restart_resumes_polling_the_persisted_operation(

@@ -84,7 +84,7 @@ class TaskUpdater(Protocol):
     """The owner of job state (the engine): every writer of a task goes through it."""
 
     async def update_task(
-        self, execution_id: str, node_id: str, change: TaskChange
+        self, execution_id: str, node_id: str, change: TaskChange, *, store: bool = True
     ) -> Execution | None: ...
 
     async def task(self, execution_id: str, node_id: str) -> Task | None: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flowboard.budgets.service import Budgets
 from flowboard.canvas.model import Flow, Node
@@ -260,6 +260,9 @@ class ExecutionEngine:
     # -- reading -------------------------------------------------------------------
 
     async def get(self, org_id: str, execution_id: str) -> Execution:
+        live = self._live.get(execution_id)  # holds what is shown but not stored
+        if live is not None and live.org_id == org_id:
+            return live
         found = await self.store.get(org_id, execution_id)
         if found is None:
             raise ExecutionNotFound(execution_id)
@@ -274,9 +277,13 @@ class ExecutionEngine:
     # -- the one place task state changes -------------------------------------------
 
     async def update_task(
-        self, execution_id: str, node_id: str, change: TaskChange
+        self, execution_id: str, node_id: str, change: TaskChange, *, store: bool = True
     ) -> Execution | None:
-        """Apply a change, persist it, publish it; None when the transition is refused."""
+        """Apply a change, persist it, publish it; None when the transition is refused.
+
+        `store` False: a passing guess (a provider's estimated progress), shown on the
+        flow's stream and by `get` but not written: the next stored change carries it.
+        """
         async with self._state_locks.hold(execution_id):
             current = await self._current(execution_id)
             if current is None or node_id not in current.tasks:
@@ -290,13 +297,15 @@ class ExecutionEngine:
                     extra={"execution_id": execution_id, "node_id": node_id},
                 )
                 return None
-            if not await self.store.replace_if_version(changed, current.version):
+            if not store:
+                changed = changed.model_copy(update={"version": current.version})
+            elif not await self.store.replace_if_version(changed, current.version):
                 # Written by someone else (another process on this database): never by us,
                 # as we hold the lock. Forget our copy; the caller's change is dropped.
                 self._live.pop(execution_id, None)
                 raise StaleWrite("execution", execution_id, current.version)
             self._remember(changed)
-        self._publish(changed)
+        self._publish(changed, announce=store)
         before, after = current.tasks[node_id].status, changed.tasks[node_id].status
         self.metrics.transition(changed.tasks[node_id].node_type, before, after)
         if after.terminal and not before.terminal:
@@ -332,16 +341,33 @@ class ExecutionEngine:
         task = await self.task(execution_id, node_id)
         return task.status if task else None
 
-    def _publish(self, execution: Execution) -> None:
-        payload = execution.to_json()
-        self.hub.publish(execution.flow_id, StreamEventType.EXECUTION_UPDATE, payload)
-        self.bus.publish(
-            ExecutionUpdated(
-                execution.id, execution.flow_id, execution.org_id, execution.status.value, payload
+    def _publish(self, execution: Execution, announce: bool = True) -> None:
+        """Show the execution on its flow's stream (and mirror); `announce`: on the bus too.
+
+        Its JSON is built only for a watched flow, the mirror or the bus: thousands of
+        unwatched jobs' estimated progress then costs next to nothing.
+        """
+        payload: dict[str, Any] | None = None
+
+        def built() -> dict[str, Any]:
+            nonlocal payload
+            if payload is None:
+                payload = execution.to_json()
+            return payload
+
+        self.hub.publish(execution.flow_id, StreamEventType.EXECUTION_UPDATE, built)
+        if announce:
+            self.bus.publish(
+                ExecutionUpdated(
+                    execution.id,
+                    execution.flow_id,
+                    execution.org_id,
+                    execution.status.value,
+                    built(),
+                )
             )
-        )
         if self.mirror is not None:
-            self.mirror.submit(execution.id, payload)
+            self.mirror.submit(execution.id, built())
 
     # -- scheduling ----------------------------------------------------------------
 

@@ -137,8 +137,12 @@ class _Reporter:
                 estimated=progress.estimated,
                 description=f"generating ({progress.percent:.0f}%)",
             )
+            # An estimate is a guess from elapsed time: shown live, never worth a write.
+            store = not progress.estimated
             try:
-                await self.processor.tasks.update_task(job.execution_id, job.node.id, change)
+                await self.processor.tasks.update_task(
+                    job.execution_id, job.node.id, change, store=store
+                )
             except (PyMongoError, StaleWrite) as exc:  # the next report tries again
                 # An outage is logged once by the health watcher, not once a report a job.
                 log = _LOGGER.debug if is_outage(exc) else _LOGGER.warning
