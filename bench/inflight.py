@@ -5,8 +5,8 @@ Run: .venv/bin/python bench/inflight.py --operations 5000 --wait-seconds 60
 Starts a FakeVeo (tests/fakes/veo.py) in this process whose operations never finish, then
 its own `flowboard serve` (embedded database, temp data dir, WARNING logs; bench/_util.py)
 with providers.default = veo in Gemini mode pointed at the fake, the configured poll settings
-left alone (config.toml: first poll 20 s, every 15 s within 75-105 s, gaps <= 30 s
-elsewhere; flowboard/providers/veo_polling.py) and a Veo deadline
+left alone (config.toml: first poll 40 s, every 20 s within 70-110 s, gaps <= 30 s
+elsewhere, each x U(0.98, 1); flowboard/providers/veo_polling.py) and a Veo deadline
 longer than the bench. It creates one flow per operation (one video_gen node each), calls
 run-node on each, `--concurrency` at a time, and waits until the fake has accepted every
 start. Then, for --wait-seconds, it samples the flowboard process (not its database child,

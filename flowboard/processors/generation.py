@@ -87,10 +87,11 @@ def _reason(error: BaseException | None) -> str:
 
 @dataclass
 class _Reporter:
-    """Throttled, monotonic, whole-percent progress of one job, stored on its task.
+    """Throttled, monotonic, whole-percent progress of one job, kept on its task.
 
-    The task owns the job's progress: a stored report is one task change (one write,
-    then EXECUTION_UPDATE on the flow's stream). Reporting never waits for the database:
+    The task owns the job's progress: a report is one task change (one write, then
+    EXECUTION_UPDATE on the flow's stream); an estimated report is shown, not written
+    (`update_task(store=False)`). Reporting never waits for the database:
     a write runs in the background and, while it is in flight, newer progress replaces
     what waits for the next one. So a slow database makes progress coarser, never the
     provider's polls later.
