@@ -12,11 +12,13 @@ from __future__ import annotations
 import sys
 
 from flowboard.db.embedded import BUNDLED_DATABASE_ARG
+from flowboard.process.launch import die_with_parent
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == BUNDLED_DATABASE_ARG:
         del sys.argv[1]
+        die_with_parent()  # spawned without a pre-exec hook (flowboard/process/spawn.py)
         sys.argv[0] = "secantusd-py"
         from secantus.cli import main as database_main  # type: ignore[import-untyped]
 

@@ -9,36 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
+import os
 import shutil
-import signal
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from flowboard import runfiles
+from flowboard.process.spawn import ChildProcess, launched, spawn
 
 _LOGGER = logging.getLogger(__name__)
 SERVER_PROGRAM = "secantusd-py"
 BUNDLED_DATABASE_ARG = "__secantusd__"
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class EmbeddedDatabaseError(Exception):
     """The embedded database could not be started."""
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when flowboard dies, even by kill -9.
-
-    Without it an orphaned server keeps the data directory locked and the next
-    `flowboard serve` cannot start.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -49,21 +37,25 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def server_command() -> list[str]:
-    """How to start the database: this binary's hidden entry point when frozen, else the script."""
+    """How to start the database: this binary's hidden entry point when frozen, else the script.
+
+    Either way the database dies with serve: `packaging/entry.py` asks for the
+    parent-death signal itself, the script is started through `flowboard.process.launch`.
+    """
     if getattr(sys, "frozen", False):
         return [sys.executable, BUNDLED_DATABASE_ARG]
-    return [find_program(SERVER_PROGRAM)]
+    return launched([find_program(SERVER_PROGRAM)])
 
 
 def find_program(name: str) -> str:
     """Locate a console script next to this interpreter first, then on PATH."""
     beside = Path(sys.executable).parent / name
     if beside.exists():
-        return str(beside)
+        return str(beside.absolute())
     found = shutil.which(name)
     if found is None:
         raise EmbeddedDatabaseError(f"{name} not found; install the 'secantusdb' package")
-    return found
+    return os.path.abspath(found)
 
 
 async def wait_for_port(host: str, port: int, timeout: float) -> None:
@@ -91,7 +83,7 @@ class EmbeddedMongo:
     storage_path: Path
     host: str = "127.0.0.1"
     port: int = 0
-    process: asyncio.subprocess.Process | None = None
+    process: ChildProcess | None = None
 
     @property
     def uri(self) -> str:
@@ -106,9 +98,9 @@ class EmbeddedMongo:
         """Start the server and wait until it accepts connections."""
         self.storage_path.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port(self.host)
-        log_file = self.log_path.open("ab")
-        try:
-            self.process = await asyncio.create_subprocess_exec(
+        # posix_spawn, never fork: see flowboard/process/spawn.py for the freeze it avoids.
+        self.process = spawn(
+            [
                 *server_command(),
                 "--host",
                 self.host,
@@ -118,13 +110,9 @@ class EmbeddedMongo:
                 str(self.storage_path),
                 "--log-level",
                 "WARNING",
-                stdout=log_file,
-                stderr=log_file,
-                stdin=asyncio.subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
-            )
-        finally:
-            log_file.close()
+            ],
+            self.log_path,
+        )
         try:
             await self._wait_ready(self.process, timeout)
         except OSError as exc:
@@ -138,7 +126,7 @@ class EmbeddedMongo:
         entry = runfiles.Published(pid=self.process.pid, port=self.port)
         runfiles.publish(self.storage_path.parent, runfiles.DATABASE_FILE, entry)
 
-    async def _wait_ready(self, process: asyncio.subprocess.Process, timeout: float) -> None:
+    async def _wait_ready(self, process: ChildProcess, timeout: float) -> None:
         """Wait for the port to answer; fail at once if the server exits meanwhile."""
         ready = asyncio.ensure_future(wait_for_port(self.host, self.port, timeout))
         exited = asyncio.ensure_future(process.wait())

@@ -1,0 +1,1 @@
+"""This process's own life: its children, its signals, its liveness."""
