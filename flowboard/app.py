@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from flowboard.config import Settings
 from flowboard.costs.planner import RunPlanner
 from flowboard.costs.prices import PriceTable
 from flowboard.db.lifecycle import open_supervised
-from flowboard.db.outage import DatabaseHealth, watching
+from flowboard.db.outage import DatabaseHealth, is_outage, watching
 from flowboard.events.bus import EventBus
 from flowboard.execution.engine import ExecutionEngine
 from flowboard.execution.queue import ProviderQueues
@@ -70,8 +71,12 @@ SWEEP_SECONDS = 60.0
 
 
 def _stop_serving() -> None:
-    """The embedded database keeps dying: stop like on SIGTERM (serve then exits 1)."""
-    signal.raise_signal(signal.SIGTERM)
+    """The embedded database keeps dying: stop like on SIGTERM (serve then exits 1).
+
+    Sent to the process, not raised in this thread: serve takes SIGTERM in its signal
+    thread (flowboard/process/signals.py).
+    """
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -248,8 +253,10 @@ async def _reap(engine: ExecutionEngine, every: float, wake: asyncio.Event) -> N
         wake.clear()
         try:
             await engine.reap()
-        except Exception:  # a database outage must not kill the reaper
-            if not failing:
+        except Exception as exc:  # a database outage must not kill the reaper
+            if not failing and is_outage(exc):
+                _LOGGER.warning("reaper pass failed: database unavailable (%s)", exc)
+            elif not failing:
                 _LOGGER.exception("reaper pass failed")
             failing = True
         else:

@@ -123,24 +123,31 @@ class EventBus:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _call(self, handler: Handler, event: Event) -> None:
+        """One attempt; an error that `pause` waits out (the database was down) is no attempt."""
+        while True:
+            try:
+                await handler(event)
+            except Exception as exc:
+                if self.pause is not None and await self.pause(exc):
+                    continue  # e.g. the database was down: now back, run it again
+                raise
+            return
+
     async def _attempt(self, handler: Handler, event: Event) -> HandlerFailed | None:
         """Run one handler with retries; a HandlerFailed when it gives up."""
         # Not repr(handler): a bound method's repr renders its whole owner, every event.
         name = getattr(handler, "__qualname__", None) or type(handler).__name__
-        while True:
-            try:
-                # The first attempt runs bare: tenacity's machinery costs more than most
-                # handlers, and nearly every call succeeds.
-                await handler(event)
-            except Exception as first:
-                if self.pause is not None and await self.pause(first):
-                    continue  # e.g. the database was down: now back, run it again
-                if self.attempts <= 1:
-                    return self._gave_up(name, event, first)
-                await asyncio.sleep(self.backoff_seconds)
-                break
-            else:
-                return None
+        try:
+            # The first attempt runs bare: tenacity's machinery costs more than most
+            # handlers, and nearly every call succeeds.
+            await self._call(handler, event)
+        except Exception as first:
+            if self.attempts <= 1:
+                return self._gave_up(name, event, first)
+            await asyncio.sleep(self.backoff_seconds)
+        else:
+            return None
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts - 1),
             # Attempt k (from 2) waits backoff * 2**(k-1) after it fails, as one policy would.
@@ -158,7 +165,7 @@ class EventBus:
                             "attempt": attempt.retry_state.attempt_number + 1,
                         },
                     )
-                    await handler(event)
+                    await self._call(handler, event)
         except RetryError as exc:
             error = exc.last_attempt.exception()
             return self._gave_up(name, event, error)
