@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import gc
 import json
 import logging
@@ -20,6 +21,7 @@ from flowboard import __version__, runfiles
 from flowboard.commands import backup, budget, run, tokens
 from flowboard.config import ConfigError, Settings, config_path, load_settings
 from flowboard.log import configure_logging
+from flowboard.process import signals
 from flowboard.providers.comfyui_workflow import check_settings
 from flowboard.server import serve_until_stopped
 
@@ -134,7 +136,14 @@ def _run(loop: asyncio.AbstractEventLoop, main: Coroutine[Any, Any, None]) -> No
 
 
 def serve(settings: Settings) -> int:
-    """Run until SIGINT/SIGTERM, then shut down gracefully."""
+    """Run until SIGINT/SIGTERM, then shut down gracefully (or hard, past the deadline)."""
+    # Before any thread exists, so that every thread inherits the blocked signals and
+    # only the signal thread takes them, also while the loop is stuck.
+    signals.block()
+    stop = signals.StopRequest()
+    signals.StopSignals(stop.request, settings.server.stop_timeout_seconds).start()
+    # systemd's watchdog ends a stuck service with SIGABRT: dump every thread first.
+    faulthandler.enable(all_threads=True)
     from flowboard.app import create_app
 
     app = create_app(settings)
@@ -157,7 +166,7 @@ def serve(settings: Settings) -> int:
         extra={"host": settings.server.host, "port": port, "event_loop": type(loop).__module__},
     )
     try:
-        _run(loop, serve_until_stopped(app, settings, sock))
+        _run(loop, serve_until_stopped(app, settings, sock, stop))
     finally:
         sock.close()
         runfiles.withdraw(settings.data_path, runfiles.SERVE_FILE, os.getpid())

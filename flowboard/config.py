@@ -38,6 +38,8 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     max_upload_bytes: int = Field(default=20 * 1_048_576, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # SIGTERM ends serve within this, gracefully or else hard (logging every thread's stack).
+    stop_timeout_seconds: float = Field(default=45.0, gt=0)
     # uvloop's event loop (libuv) costs about half the CPU per socket operation.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # A connection's first request head must arrive within this (slow-header clients).
@@ -229,6 +231,13 @@ class FirestoreSettings(_Section):
     emulator_host: str = ""
 
 
+class WatchdogSettings(_Section):
+    # An event loop that has not run this long is logged with every thread's stack.
+    stall_seconds: float = Field(default=10.0, gt=0)
+    # An event loop that has not run this long ends the process (0: never).
+    exit_after_seconds: float = Field(default=60.0, ge=0)
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -351,6 +360,7 @@ class Settings(_Section):
     providers: ProvidersSettings = ProvidersSettings()
     firestore: FirestoreSettings = FirestoreSettings()
     logging: LoggingSettings = LoggingSettings()
+    watchdog: WatchdogSettings = WatchdogSettings()
     auth: AuthSettings = AuthSettings()
     network: NetworkSettings = NetworkSettings()
     webhooks: WebhooksSettings = WebhooksSettings()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import socket
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +26,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from flowboard.config import Settings
+from flowboard.process.sdnotify import Notifier
+from flowboard.process.signals import StopRequest
+from flowboard.process.watchdog import LoopWatchdog, WatchdogPolicy
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -226,17 +228,27 @@ async def start(
 
 
 async def serve_until_stopped(
-    app: web.Application, settings: Settings, sock: socket.socket
+    app: web.Application, settings: Settings, sock: socket.socket, stop: StopRequest
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
-    runner, _ = await start(app, settings, sock)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    """Serve until `stop` is requested (SIGTERM, SIGINT), then shut down gracefully.
+
+    Tells systemd when it is ready and when it stops, and keeps the loop's watchdog
+    (flowboard/process/watchdog.py) beating throughout, shutdown included.
+    """
+    notifier = Notifier.from_environ()
+    watchdog_settings = settings.watchdog
+    policy = WatchdogPolicy(watchdog_settings.stall_seconds, watchdog_settings.exit_after_seconds)
+    watchdog = LoopWatchdog(policy, notifier)
+    watchdog.start()
     try:
-        await stop.wait()
+        runner, _ = await start(app, settings, sock)
+        if notifier is not None:
+            notifier.send("READY=1")
+        try:
+            await stop.wait()
+        finally:
+            if notifier is not None:
+                notifier.send("STOPPING=1")
+            await runner.cleanup()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await runner.cleanup()
+        await watchdog.stop()

@@ -41,6 +41,16 @@ def test_unit_runs_sandboxed_with_a_grace_longer_than_the_servers() -> None:
     assert service["ExecStart"][0].split()[1:] == ["serve"]
 
 
+def test_unit_uses_the_watchdog_and_outlasts_serves_own_stop_deadline() -> None:
+    service = _service_settings()
+    settings = load_settings(None, environ={})
+    assert service["Type"] == ["notify"] and service["NotifyAccess"] == ["main"]
+    watchdog = float(service["WatchdogSec"][0])
+    # The loop pings at least three times per WatchdogSec; serve logs a stall before it.
+    assert settings.watchdog.stall_seconds < watchdog
+    assert float(service["TimeoutStopSec"][0]) > settings.server.stop_timeout_seconds
+
+
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
