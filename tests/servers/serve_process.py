@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -42,6 +43,7 @@ class ServeProcess:
                 cwd=self.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: stop() can kill all it started
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -61,14 +63,17 @@ class ServeProcess:
         self.process = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        """SIGTERM, then SIGKILL to its whole group: a failed test leaves nothing running."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @pytest.fixture
