@@ -199,8 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "schema":
             return _print_schema()
         return serve(settings)
-    except Exception as exc:  # start-up failures: one clear line, no traceback
-        message = str(exc) or type(exc).__name__
+    except Exception as exc:  # one clear line, no traceback
+        message = " ".join((str(exc) or type(exc).__name__).split())
+        if args.command != "serve":  # a command's own failure, not the service's start-up
+            sys.stderr.write(f"flowboard {args.command}: {message}\n")
+            return 1
         _LOGGER.error("start-up failed: %s", message)
         sys.stderr.write(f"flowboard: start-up failed: {message}\n")
         return 1
