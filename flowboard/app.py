@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from flowboard.api.auth import ACCESS, AccessRules, auth_middleware
+from flowboard.api.auth import ACCESS, REFUSALS, AccessRules, auth_middleware, refusal_throttle
 from flowboard.api.errors import error_middleware
 from flowboard.api.guards import GUARDS, RouteGuards, database_middleware, space_middleware
 from flowboard.api.ratelimit import RATE_LIMITS, RateLimiter, ratelimit_middleware
@@ -299,6 +299,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_close_streams)
     endpoints = setup_routes(app)
     app[ACCESS] = AccessRules.from_endpoints(endpoints, settings.auth)
+    app[REFUSALS] = refusal_throttle()
     app[RATE_LIMITS] = RateLimiter.from_endpoints(settings.ratelimit, endpoints)
     app[GUARDS] = RouteGuards.from_endpoints(endpoints)
     return app
