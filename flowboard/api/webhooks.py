@@ -16,6 +16,7 @@ from flowboard.ids import Id
 from flowboard.keys import ASSETS, BUS, CANVAS, ENGINE, WEBHOOKS
 from flowboard.models.webhooks import DeliveryInfo, Subscription, SubscriptionInfo, WebhookEvent
 from flowboard.net.ssrf import FetchFailed
+from flowboard.safe_url import EndpointUrl
 from flowboard.schema import ApiModel
 from flowboard.webhooks import signing
 from flowboard.webhooks.inbound import AssetReport, InboundAck, UnknownAsset
@@ -33,7 +34,7 @@ PAGE = (
 class WebhookCreate(ApiModel):
     """A new subscription; without `secret` one is generated (and returned once)."""
 
-    url: str = Field(min_length=1, max_length=2048)
+    url: EndpointUrl = Field(min_length=1, max_length=2048)
     events: list[WebhookEvent] = Field(default_factory=lambda: list(WebhookEvent), min_length=1)
     flow_id: Id | None = None
     secret: str | None = Field(default=None, max_length=200)
