@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from flowboard import __version__, runfiles
-from flowboard.commands import backup, budget, run, tokens
+from flowboard.commands import audit, backup, budget, run, tokens
 from flowboard.config import ConfigError, Settings, config_path, load_settings
 from flowboard.log import configure_logging
 from flowboard.providers.comfyui_workflow import check_settings
@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_parser(commands)
     run.add_parser(commands)
     backup.add_parsers(commands)
+    audit.add_parser(commands)
     commands.add_parser("schema", help="print the JSON Schema of flow files (flowboard.flow/v1)")
     return parser
 
@@ -196,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return tokens.run(settings, args)
         if args.command == "budget":
             return budget.run(settings, args)
+        if args.command == "audit":
+            return audit.run(settings, args)
         if args.command == "schema":
             return _print_schema()
         return serve(settings)

@@ -143,6 +143,10 @@ def test_a_damaged_backup_changes_nothing_and_the_good_one_then_restores(
         restored = _records(f"mongodb://127.0.0.1:{port}/?directConnection=true", "flowboard")
     finally:
         server.stop()
+    (audit,) = restored.pop("audit")  # the restore itself, recorded in what it restored
+    assert audit["action"] == "backup.restored" and audit["target"] == str(good_backup)
+    counts = {name: n for name, n in audit["details"]["collections"].items() if n}
+    assert counts == {"assets": 1, "flow_parts": 5, "flows": 1}
     assert restored == _records(mongo_server, mongo_db_name)
     assert [len(restored[c]) for c in ("assets", "flow_parts", "flows")] == [1, 5, 1]
 

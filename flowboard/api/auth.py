@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from aiohttp import hdrs, web
 
+from flowboard.api.audit import audit_refusal
 from flowboard.api.endpoint import Endpoint, Handler
 from flowboard.api.errors import error_response
 from flowboard.api.metrics import metrics as metrics_handler
@@ -82,9 +83,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         principal = await identify(request, target in rules.ticketed)
     except Unauthenticated as exc:
-        if request.app[REFUSALS].allow():
+        if request.app[REFUSALS].allow():  # the audit record too: anyone can send these
             extra = {"path": request.path, "remote": request.remote}
             _LOGGER.info("request refused: %s", exc, extra=extra)
+            await audit_refusal(request, str(exc))
         return error_response(401, "unauthorized", str(exc), headers=CHALLENGE)
     except IdentityUnavailable as exc:
         _LOGGER.warning("identity provider unavailable: %s", exc.__cause__ or exc)

@@ -24,6 +24,8 @@ from typing import Any
 import bson
 
 from flowboard import runfiles
+from flowboard.audit.log import AuditLog, cli_actor
+from flowboard.audit.model import AuditAction
 from flowboard.commands.backup_manifest import BackupError, DumpFile, Manifest, verify
 from flowboard.config import Settings
 from flowboard.db.database import Database
@@ -124,6 +126,10 @@ async def _load(settings: Settings, src: Path, manifest: Manifest, undo: _Undo) 
             await _load_media(storage, src, manifest, undo)
             for dump in manifest.dumps:
                 await _load_dump(database, src, dump, undo)
+            details = {"collections": manifest.collections, "media": len(manifest.media)}
+            await AuditLog(database).record(
+                AuditAction.RESTORED, *cli_actor(), None, str(src), details
+            )
         except BaseException:
             await _undo(database, storage, undo)
             raise
