@@ -12,11 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from flowboard.api.auth import ACCESS, AccessRules, auth_middleware
+from flowboard.api.audit import AUDIT
+from flowboard.api.auth import ACCESS, REFUSALS, AccessRules, auth_middleware, refusal_throttle
 from flowboard.api.errors import error_middleware
 from flowboard.api.guards import GUARDS, RouteGuards, database_middleware, space_middleware
 from flowboard.api.ratelimit import RATE_LIMITS, RateLimiter, ratelimit_middleware
 from flowboard.api.routes import setup_routes
+from flowboard.audit.log import AuditLog
 from flowboard.auth.service import Authenticator
 from flowboard.budgets.service import Budgets
 from flowboard.budgets.store import BudgetStore
@@ -90,6 +92,14 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         app[DATABASE_HEALTH] = health
         async with watching(health):
             yield
+
+
+async def _audit_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The audit log (its own collection, records kept audit.retention_days)."""
+    log = AuditLog(app[DATABASE])
+    await log.ensure_indexes(app[SETTINGS].audit.retention_days)
+    app[AUDIT] = log
+    yield
 
 
 async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -293,6 +303,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend(
         [
             _database_ctx,
+            _audit_ctx,
             _auth_ctx,
             _canvas_ctx,
             _storage_ctx,
@@ -306,6 +317,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_close_streams)
     endpoints = setup_routes(app)
     app[ACCESS] = AccessRules.from_endpoints(endpoints, settings.auth)
+    app[REFUSALS] = refusal_throttle()
     app[RATE_LIMITS] = RateLimiter.from_endpoints(settings.ratelimit, endpoints)
     app[GUARDS] = RouteGuards.from_endpoints(endpoints)
     return app

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from flowboard import __version__, runfiles
-from flowboard.commands import backup, budget, run, tokens
+from flowboard.commands import audit, backup, budget, run, tokens
 from flowboard.config import ConfigError, Settings, config_path, load_settings
 from flowboard.log import configure_logging
 from flowboard.process import signals
@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_parser(commands)
     run.add_parser(commands)
     backup.add_parsers(commands)
+    audit.add_parser(commands)
     commands.add_parser("schema", help="print the JSON Schema of flow files (flowboard.flow/v1)")
     return parser
 
@@ -205,11 +206,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return tokens.run(settings, args)
         if args.command == "budget":
             return budget.run(settings, args)
+        if args.command == "audit":
+            return audit.run(settings, args)
         if args.command == "schema":
             return _print_schema()
         return serve(settings)
-    except Exception as exc:  # start-up failures: one clear line, no traceback
-        message = str(exc) or type(exc).__name__
+    except Exception as exc:  # one clear line, no traceback
+        message = " ".join((str(exc) or type(exc).__name__).split())
+        if args.command != "serve":  # a command's own failure, not the service's start-up
+            sys.stderr.write(f"flowboard {args.command}: {message}\n")
+            return 1
         _LOGGER.error("start-up failed: %s", message)
         sys.stderr.write(f"flowboard: start-up failed: {message}\n")
         return 1

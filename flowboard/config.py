@@ -348,6 +348,11 @@ class QueueSettings(_Section):
     eta_window: int = Field(default=20, ge=1)  # recent runs the ETA's median is taken over
 
 
+class AuditSettings(_Section):
+    # Records older than this are removed by the database (a TTL index on their time).
+    retention_days: int = Field(default=400, ge=1, le=36_500)
+
+
 class Settings(_Section):
     """Every setting of the service; see config.toml for the meaning of each."""
 
@@ -368,6 +373,7 @@ class Settings(_Section):
     canvas: CanvasSettings = CanvasSettings()
     costs: CostSettings = CostSettings()
     queue: QueueSettings = QueueSettings()
+    audit: AuditSettings = AuditSettings()
     # Python modules imported at start-up that add node types (`NODE_TYPE`) or a
     # provider (`SPEC`) without changing Flowboard itself.
     plugins: list[str] = Field(default_factory=list)

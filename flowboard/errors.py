@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     NODE_REMOVED = "node_removed"
     HANDLER_FAILED = "handler_failed"
     BUDGET_EXCEEDED = "budget_exceeded"
+    INVALID_URL = "invalid_url"
 
 
 class CodedError(Exception):

@@ -26,6 +26,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from flowboard.config import Settings
+from flowboard.log_throttle import LogThrottle
 from flowboard.process.sdnotify import Notifier
 from flowboard.process.signals import StopRequest
 from flowboard.process.watchdog import LoopWatchdog, WatchdogPolicy
@@ -191,10 +192,16 @@ class ServerLog(logging.LoggerAdapter[logging.Logger]):
     would let them flood the log and hide real failures.
     """
 
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger)
+        # and only the first few a minute: they need no token (log_throttle.py)
+        self.throttle = LogThrottle(logger, "malformed requests refused")
+
     def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
         error = kwargs.get("exc_info")
         if isinstance(error, HttpProcessingError):
-            self.logger.warning("malformed request refused: %s", error.message or error)
+            if self.throttle.allow():
+                self.logger.warning("malformed request refused: %s", error.message or error)
             return
         self.logger.exception(msg, *args, **kwargs)
 

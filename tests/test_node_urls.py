@@ -26,7 +26,8 @@ async def test_internal_node_urls_are_refused(client: AppClient, url: str) -> No
     resp = await client.post(f"{API}/flows", json={"name": "x", "nodes": [asset(url)]})
     assert resp.status == 422
     body = await resp.json()
-    assert body["error"]["code"] == "unsafe_url" and body["error"]["message"]
+    expected = "invalid_url" if url.startswith("file:") else "unsafe_url"  # the scheme rule
+    assert body["error"]["code"] == expected and body["error"]["message"]
     flow = await (await client.post(f"{API}/flows", json={"name": "ok"})).json()
     added = await client.post(f"{API}/flows/{flow['id']}/nodes", json=asset(url))
     assert added.status == 422

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from aiohttp import hdrs, web
 
+from flowboard.api.audit import audit_refusal
 from flowboard.api.endpoint import Endpoint, Handler
 from flowboard.api.errors import error_response
 from flowboard.api.metrics import metrics as metrics_handler
@@ -16,6 +17,7 @@ from flowboard.auth.identity import IdentityUnavailable, Principal, Unauthentica
 from flowboard.canvas.model import DEFAULT_ORG
 from flowboard.config import AuthSettings
 from flowboard.keys import AUTH, SETTINGS
+from flowboard.log_throttle import LogThrottle
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,6 +43,12 @@ class AccessRules:
 
 
 ACCESS: web.AppKey[AccessRules] = web.AppKey("access")
+# Refused credentials need no token to send: their lines are throttled (log_throttle.py).
+REFUSALS: web.AppKey[LogThrottle] = web.AppKey("refusals")
+
+
+def refusal_throttle() -> LogThrottle:
+    return LogThrottle(_LOGGER, "requests refused for their credential")
 
 
 def _bearer(header: str) -> str:
@@ -75,7 +83,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         principal = await identify(request, target in rules.ticketed)
     except Unauthenticated as exc:
-        _LOGGER.info("request refused: %s", exc, extra={"path": request.path})
+        if request.app[REFUSALS].allow():  # the audit record too: anyone can send these
+            extra = {"path": request.path, "remote": request.remote}
+            _LOGGER.info("request refused: %s", exc, extra=extra)
+            await audit_refusal(request, str(exc))
         return error_response(401, "unauthorized", str(exc), headers=CHALLENGE)
     except IdentityUnavailable as exc:
         _LOGGER.warning("identity provider unavailable: %s", exc.__cause__ or exc)

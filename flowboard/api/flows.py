@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from flowboard import safe_url
 from flowboard.api import schemas
 from flowboard.api.bodies import base_revision, json_answer, query_int, read_model
 from flowboard.api.endpoint import Endpoint, Param
@@ -31,6 +32,7 @@ async def _check_urls(request: web.Request, datas: list[dict[str, Any]]) -> None
         url = data.get("url")
         if not url:
             continue
+        safe_url.check_url(str(url), "url")  # the rule first: invalid_url before any lookup
         try:
             await check_url(str(url), allow)
         except FetchFailed as exc:

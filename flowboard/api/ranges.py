@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_SPEC = re.compile(r"(?:(?P<first>[0-9]{1,19})-(?P<last>[0-9]{0,19})|-(?P<suffix>[0-9]{1,19}))")
+_SPEC = re.compile(r"(?:(?P<first>[0-9]+)-(?P<last>[0-9]*)|-(?P<suffix>[0-9]+))")
+# Larger than any stored size: a longer number is read as this (the RFC puts no limit on
+# digits, and `bytes=99999999999999999999-` is past the end, not malformed).
+_HUGE = 10**19
+
+
+def _number(digits: str) -> int:
+    stripped = digits.lstrip("0")
+    return _HUGE if len(stripped) > 19 else int(stripped or "0")
 
 
 class RangeNotSatisfiable(Exception):
@@ -47,14 +55,14 @@ def requested_range(header: str | None, size: int) -> ByteRange | None:
     if match is None:
         return None
     if match["suffix"] is not None:
-        length = int(match["suffix"])
+        length = _number(match["suffix"])
         if length == 0 or size == 0:
             raise RangeNotSatisfiable(size)
         return ByteRange(max(0, size - length), size - 1)
-    first = int(match["first"])
-    if match["last"] and int(match["last"]) < first:
+    first = _number(match["first"])
+    last = _number(match["last"]) if match["last"] else size - 1
+    if match["last"] and last < first:
         return None  # invalid: ignored
     if first >= size:
         raise RangeNotSatisfiable(size)
-    last = int(match["last"]) if match["last"] else size - 1
     return ByteRange(first, min(last, size - 1))

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from flowboard.api import (
     assets,
+    audit,
     budgets,
     canvas_page,
     executions,
@@ -31,6 +32,7 @@ def all_endpoints() -> list[Endpoint]:
         *budgets.endpoints(),
         *assets.endpoints(),
         *webhooks.endpoints(),
+        *audit.endpoints(),
     ]
 
 

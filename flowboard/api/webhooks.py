@@ -7,15 +7,18 @@ import logging
 from aiohttp import web
 from pydantic import Field, field_validator
 
+from flowboard.api.audit import audit
 from flowboard.api.bodies import json_answer, query_int, read_model
 from flowboard.api.endpoint import Endpoint, Param
 from flowboard.api.errors import ApiError
 from flowboard.api.flows import PREFIX
 from flowboard.api.principal import org_id
+from flowboard.audit.model import AuditAction
 from flowboard.ids import Id
 from flowboard.keys import ASSETS, BUS, CANVAS, ENGINE, WEBHOOKS
 from flowboard.models.webhooks import DeliveryInfo, Subscription, SubscriptionInfo, WebhookEvent
 from flowboard.net.ssrf import FetchFailed
+from flowboard.safe_url import EndpointUrl
 from flowboard.schema import ApiModel
 from flowboard.webhooks import signing
 from flowboard.webhooks.inbound import AssetReport, InboundAck, UnknownAsset
@@ -33,7 +36,7 @@ PAGE = (
 class WebhookCreate(ApiModel):
     """A new subscription; without `secret` one is generated (and returned once)."""
 
-    url: str = Field(min_length=1, max_length=2048)
+    url: EndpointUrl = Field(min_length=1, max_length=2048)
     events: list[WebhookEvent] = Field(default_factory=lambda: list(WebhookEvent), min_length=1)
     flow_id: Id | None = None
     secret: str | None = Field(default=None, max_length=200)
@@ -83,6 +86,8 @@ async def create_webhook(request: web.Request) -> web.Response:
         )
     except FetchFailed as exc:  # UnsafeUrl is mapped to 422 by the error middleware
         raise ApiError(422, "unresolvable_url", str(exc)) from exc
+    details = {"url": subscription.url, "events": [e.value for e in subscription.events]}
+    await audit(request, AuditAction.WEBHOOK_CREATED, subscription.id, details)
     return json_answer(subscription, 201)  # the only answer that shows the secret
 
 
@@ -107,6 +112,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
     webhook_id = request.match_info["webhookId"]
     if not await request.app[WEBHOOKS].delete(org_id(request), webhook_id):
         raise _not_found(webhook_id)
+    await audit(request, AuditAction.WEBHOOK_DELETED, webhook_id)
     return web.Response(status=204)
 
 

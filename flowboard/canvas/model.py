@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from flowboard.ids import Id
 from flowboard.nodes.registry import NODE_TYPES
@@ -36,12 +36,12 @@ class Node(ApiModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _check_data(self) -> Node:
+    def _check_data(self, info: ValidationInfo) -> Node:
         node_type = NODE_TYPES.get(self.type)
         if node_type is None:
             known = ", ".join(sorted(NODE_TYPES))
             raise ValueError(f"unknown node type {self.type!r} (known: {known})")
-        normalised = node_type.validate_data(self.data)
+        normalised = node_type.validate_data(self.data, info.context)
         if normalised != self.data:
             object.__setattr__(self, "data", normalised)
         return self

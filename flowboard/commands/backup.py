@@ -3,7 +3,8 @@
 A backup is a folder: `db/<collection>.bson` (every document, as the driver reads it,
 BSON-encoded one after another, so dates and ids keep their types), `media/<key>` (every
 file an asset record names, read through the configured storage) and `manifest.json`
-(format, counts, and each media file's size and SHA-256).
+(format, counts, and every file's size and SHA-256: `backup_manifest.py`). A restore
+checks all of it before it writes anything (`restore.py`).
 
 Consistent while `flowboard serve` runs: it reads through the running database (found
 through the data directory's run file), collection by collection, the assets last, so
@@ -20,55 +21,26 @@ import asyncio
 import hashlib
 import json
 import sys
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import bson
 
+from flowboard.commands.backup_manifest import (
+    FORMAT,
+    MANIFEST,
+    BackupError,
+    DumpFile,
+    Manifest,
+    MediaFile,
+)
+from flowboard.commands.restore import restore
 from flowboard.config import Settings
 from flowboard.db.database import Database, Document
 from flowboard.storage.base import validate_key
 
-FORMAT = "flowboard.backup/v1"
-MANIFEST = "manifest.json"
 LAST = ("assets",)  # dumped after the collections that point at them
-
-
-class BackupError(Exception):
-    """The backup or restore cannot be made (the message says why)."""
-
-
-@dataclass
-class MediaFile:
-    """One stored file of the backup."""
-
-    key: str
-    size: int
-    sha256: str
-    content_type: str = "application/octet-stream"
-
-
-@dataclass
-class Manifest:
-    """What a backup holds; written last, so a backup without it is incomplete."""
-
-    format: str
-    database: str
-    collections: dict[str, int] = field(default_factory=dict)
-    media: list[MediaFile] = field(default_factory=list)
-
-    @classmethod
-    def read(cls, folder: Path) -> Manifest:
-        try:
-            raw = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise BackupError(f"{folder}: not a complete backup ({exc})") from exc
-        if raw.get("format") != FORMAT:
-            raise BackupError(f"{folder}: format {raw.get('format')!r}, expected {FORMAT!r}")
-        media = [MediaFile(**m) for m in raw.get("media", [])]
-        return cls(raw["format"], raw["database"], dict(raw["collections"]), media)
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -98,12 +70,13 @@ def _empty_folder(path: Path) -> None:
     path.chmod(0o700)  # token hashes and provider state: not for other users
 
 
-async def _dump(database: Database, name: str, target: Path) -> list[Document]:
-    """Write one collection; its documents (kept for the assets' media keys)."""
+async def _dump(database: Database, name: str, dest: Path) -> tuple[DumpFile, list[Document]]:
+    """Write one collection; its entry and documents (kept for the assets' media keys)."""
     docs = [doc async for doc in database.db[name].find({}).sort("_id", 1)]
     data = b"".join(bson.encode(doc) for doc in docs)
-    await asyncio.to_thread(target.write_bytes, data)
-    return docs
+    dump = DumpFile(name, len(docs), len(data), hashlib.sha256(data).hexdigest())
+    await asyncio.to_thread((dest / dump.path).write_bytes, data)
+    return dump, docs
 
 
 async def _copy_media(storage: Any, key: str, content_type: str, target: Path) -> MediaFile:
@@ -127,58 +100,15 @@ async def backup(settings: Settings, dest: Path) -> Manifest:
     async with open_shared_database(settings) as database, open_storage(settings) as storage:
         keys: dict[str, str] = {}
         for name in _collection_order(await database.db.list_collection_names()):
-            docs = await _dump(database, name, dest / "db" / f"{name}.bson")
-            manifest.collections[name] = len(docs)
+            dump, docs = await _dump(database, name, dest)
+            manifest.dumps.append(dump)
             if name == "assets":
                 keys.update(pair for doc in docs for pair in media_keys(doc))
         for key, content_type in keys.items():
             target = dest / "media" / validate_key(key)
             manifest.media.append(await _copy_media(storage, key, content_type, target))
-    text = json.dumps(asdict(manifest), indent=1)
+    text = json.dumps(manifest.to_json(), indent=1)
     (dest / MANIFEST).write_text(text, encoding="utf-8")
-    return manifest
-
-
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := await asyncio.to_thread(handle.read, 1 << 20):
-            yield chunk
-
-
-async def _check_empty(database: Database) -> None:
-    for name in await database.db.list_collection_names():
-        if await database.db[name].find_one({}, {"_id": 1}) is not None:
-            raise BackupError(
-                f"the database is not empty (collection {name!r}); restore needs none"
-            )
-
-
-async def restore(settings: Settings, src: Path) -> Manifest:
-    """Load a backup into the configured (empty) database and storage; check every file."""
-    from flowboard import runfiles
-    from flowboard.db.lifecycle import open_database
-    from flowboard.storage.factory import open_storage
-
-    manifest = Manifest.read(src)
-    if runfiles.read(settings.data_path, runfiles.SERVE_FILE) is not None:
-        raise BackupError("flowboard serve is running on this data directory: stop it first")
-    async with open_database(settings) as database, open_storage(settings) as storage:
-        await _check_empty(database)
-        for item in manifest.media:
-            stored = await storage.put_stream(
-                item.key, _file_chunks(src / "media" / validate_key(item.key)), item.content_type
-            )
-            if stored.sha256 != item.sha256:
-                raise BackupError(f"media {item.key}: SHA-256 differs from the manifest")
-        for name, count in manifest.collections.items():
-            raw = await asyncio.to_thread((src / "db" / f"{name}.bson").read_bytes)
-            docs = bson.decode_all(raw)
-            if len(docs) != count:
-                raise BackupError(f"{name}: {len(docs)} documents, the manifest says {count}")
-            if docs:
-                await database.db[name].insert_many(docs)
-            elif name not in await database.db.list_collection_names():
-                await database.db.create_collection(name)  # empty, but there as before
     return manifest
 
 

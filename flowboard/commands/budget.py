@@ -42,6 +42,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 async def _budget_command(settings: Settings, args: argparse.Namespace) -> int:
+    from flowboard.audit.log import AuditLog, cli_actor
+    from flowboard.audit.model import AuditAction
     from flowboard.budgets.service import Budgets
     from flowboard.budgets.store import BudgetStore
     from flowboard.db.shared import open_shared_database
@@ -53,6 +55,11 @@ async def _budget_command(settings: Settings, args: argparse.Namespace) -> int:
             day = getattr(args, "day", current.day.limit)
             month = getattr(args, "month", current.month.limit)
             view = await budgets.set_limits(args.org, day, month)
+            before = {"day": current.day.limit, "month": current.month.limit}
+            details = {"day": day, "month": month, "before": before}
+            await AuditLog(database).record(
+                AuditAction.BUDGET_CHANGED, *cli_actor(), args.org, args.org, details
+            )
         else:
             view = await budgets.view(args.org)
     sys.stdout.write(json.dumps(view.to_json(), indent=2) + "\n")

@@ -7,6 +7,8 @@ import asyncio
 import re
 import sys
 
+from flowboard.audit.log import AuditLog, cli_actor
+from flowboard.audit.model import AuditAction
 from flowboard.auth.tokens import TokenService
 from flowboard.config import Settings
 from flowboard.models.tokens import ApiToken
@@ -42,24 +44,30 @@ def _describe_token(token: ApiToken) -> str:
     return "\t".join((token.id, token.org_id, token.name, created, used, state))
 
 
-async def _create_token(tokens: TokenService, args: argparse.Namespace) -> int:
+async def _create_token(tokens: TokenService, audit: AuditLog, args: argparse.Namespace) -> int:
     issued = await tokens.create(args.org, args.name)
+    await audit.record(
+        AuditAction.TOKEN_CREATED, *cli_actor(), args.org, issued.token.id, {"name": args.name}
+    )
     sys.stderr.write(f"created {issued.token.id} for org {args.org}; it is shown only once\n")
     sys.stdout.write(f"{issued.plain}\n")  # stdout holds the token alone, for scripts
     return 0
 
 
-async def _list_tokens(tokens: TokenService, args: argparse.Namespace) -> int:
+async def _list_tokens(tokens: TokenService, audit: AuditLog, args: argparse.Namespace) -> int:
     rows = ["\t".join(TOKEN_COLUMNS), *(_describe_token(t) for t in await tokens.list(args.org))]
     sys.stdout.write("".join(f"{row}\n" for row in rows))
     return 0
 
 
-async def _revoke_token(tokens: TokenService, args: argparse.Namespace) -> int:
+async def _revoke_token(tokens: TokenService, audit: AuditLog, args: argparse.Namespace) -> int:
     revoked = await tokens.revoke(args.id)
     if revoked is None:
-        sys.stderr.write(f"flowboard: no token {args.id!r}\n")
+        sys.stderr.write(f"flowboard token: no token {args.id!r}\n")
         return 1
+    await audit.record(
+        AuditAction.TOKEN_REVOKED, *cli_actor(), revoked.org_id, revoked.id, {"name": revoked.name}
+    )
     sys.stdout.write(f"revoked {revoked.id}\n")
     return 0
 
@@ -71,7 +79,7 @@ async def _token_command(settings: Settings, args: argparse.Namespace) -> int:
 
     action = {"create": _create_token, "list": _list_tokens, "revoke": _revoke_token}[args.action]
     async with open_shared_database(settings) as database:
-        return await action(TokenService(TokenStore(database)), args)
+        return await action(TokenService(TokenStore(database)), AuditLog(database), args)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from flowboard.db.database import Document
+from flowboard.safe_url import STORED
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -20,4 +21,4 @@ def to_doc(model: BaseModel) -> Document:
 def from_doc(model: type[M], doc: Document) -> M:
     data = dict(doc)
     data["id"] = data.pop("_id")
-    return model.model_validate(data)
+    return model.model_validate(data, context={STORED: True})  # written by us, maybe long ago

@@ -31,8 +31,11 @@ class NodeType:
         if self.generation is not None and not self.runnable:
             object.__setattr__(self, "runnable", True)
 
-    def validate_data(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Return the normalised data, or raise pydantic's ValidationError."""
-        return self.data_model.model_validate(data).model_dump(
+    def validate_data(self, data: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """Return the normalised data, or raise pydantic's ValidationError.
+
+        context: pydantic's validation context (a stored record's skips the URL rule).
+        """
+        return self.data_model.model_validate(data, context=context).model_dump(
             mode="json", by_alias=True, exclude_none=True
         )

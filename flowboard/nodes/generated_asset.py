@@ -8,15 +8,16 @@ from pydantic import Field
 
 from flowboard.ids import Id
 from flowboard.nodes.base import NodeType
+from flowboard.safe_url import PageUrl, PageUrls
 from flowboard.schema import ApiModel
 
 
 class GeneratedAssetNodeData(ApiModel):
     asset_id: Id | None = None
-    url: str | None = Field(default=None, max_length=4096)
-    poster_url: str | None = Field(default=None, max_length=4096)
+    url: PageUrl | None = Field(default=None, max_length=4096)
+    poster_url: PageUrl | None = Field(default=None, max_length=4096)
     # every file of a take with several (count > 1 images); `url` is the first
-    urls: list[str] | None = Field(default=None, max_length=8)
+    urls: PageUrls | None = Field(default=None, max_length=8)
     media_type: Literal["image", "video"] = "video"
     source_node_id: Id | None = None
     execution_id: Id | None = None

@@ -1,14 +1,21 @@
 // Tiny DOM helpers: elements are built with properties, never from HTML strings.
 
+import { safeUrl } from "./urls.js";
+
+/** Properties that load or link a URL: set only when it passes the rule of urls.js. */
+const URL_PROPS = new Set(["href", "src", "poster"]);
+
 /**
  * Make an element: h("button", {type: "button", onclick: fn}, "Run").
  * Keys starting with "on" become listeners, "dataset"/"aria" objects are spread,
- * everything else is set as a property (or attribute when no property exists).
+ * href/src/poster only when safeUrl() passes them, everything else is set as a
+ * property (or attribute when no property exists).
  */
 export function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (value === undefined || value === null || value === false) continue;
+    if (URL_PROPS.has(key) && safeUrl(value) === null) continue;
     if (key.startsWith("on") && typeof value === "function") {
       el.addEventListener(key.slice(2), value);
     } else if (key === "dataset") {

@@ -2,6 +2,7 @@
 
 import { h, replaceChildren } from "./dom.js";
 import { fieldForm } from "./fields.js";
+import { safeUrl } from "./urls.js";
 
 /** Task and execution statuses that are still running (cancel applies). */
 export const ACTIVE = new Set(["PENDING", "QUEUED", "PROCESSING"]);
@@ -95,7 +96,8 @@ export class NodeCard {
     if (node.type === "generated_asset") return replaceChildren(this.media, outputMedia(data));
     if (node.type === "asset") {
       replaceChildren(this.media);
-      this.actions.assetUrl(data).then((url) => {
+      this.actions.assetUrl(data).then((found) => {
+        const url = safeUrl(found);
         if (!url || this.mediaKey !== key) return;
         const alt = data.label || "input image";
         replaceChildren(this.media, data.mediaType === "video"
@@ -156,18 +158,20 @@ function statusText(task) {
 }
 
 function outputMedia(data) {
-  if (!data.url) return h("p", { class: "muted" }, "No output yet");
+  const url = safeUrl(data.url);  // an older record may hold one the service now refuses
+  if (!url) return h("p", { class: "muted" }, data.url ? "Output link refused" : "No output yet");
   const download = (url, n) => h("a", { href: url, download: "", class: "download" }, n ? `Download ${n}` : "Download");
   if (data.mediaType === "video") {
     return [
       h("video", {
-        controls: true, preload: "auto", playsInline: true, src: data.url,
-        poster: data.posterUrl || undefined, aria: { label: "Generated video" },
+        controls: true, preload: "auto", playsInline: true, src: url,
+        poster: safeUrl(data.posterUrl) || undefined, aria: { label: "Generated video" },
       }),
-      download(data.url),
+      download(url),
     ];
   }
-  const urls = data.urls && data.urls.length ? data.urls : [data.url];
+  const listed = (data.urls || []).filter((u) => safeUrl(u));
+  const urls = listed.length ? listed : [url];
   return urls.map((url, i) => [
     h("img", { src: url, alt: `Generated image ${i + 1}` }),
     download(url, urls.length > 1 ? i + 1 : 0),
