@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING, ReturnDocument, WriteConcern
 
 from flowboard.assets.model import JOB_STATE_FIELDS, AssetStatus, GeneratedAsset
 from flowboard.db.database import Database
@@ -14,6 +14,7 @@ from flowboard.execution.model import sources
 from flowboard.ids import utcnow
 
 _UNFINISHED = [AssetStatus.PENDING.value, AssetStatus.PROCESSING.value]
+_JOURNALED = WriteConcern(j=True)
 
 
 @dataclass
@@ -51,11 +52,15 @@ class AssetStore:
         """Record how the asset's job ended (with its output or error); None if refused.
 
         The write matches only an asset whose status may move to `status` by the task
-        transition table, so an ended asset is never ended again.
+        transition table, so an ended asset is never ended again. It is journaled
+        (j: the log is flushed before the answer, with every write before it): the task
+        moves on once this returns, and a database killed right after must not forget the
+        end of a job whose task it has already recorded as ended (a generation paid for).
         """
         query = {"_id": asset_id, "status": {"$in": [s.value for s in sources(status)]}}
         update = {"$set": {**fields, "status": status.value, "updatedAt": utcnow()}}
-        doc = await self.database.assets.find_one_and_update(
+        assets = self.database.assets.with_options(write_concern=_JOURNALED)
+        doc = await assets.find_one_and_update(
             query, update, return_document=ReturnDocument.AFTER
         )
         return None if doc is None else from_doc(GeneratedAsset, doc)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.servers._process import free_port
+from tests.servers._process import free_port, stop_group
 
 
 @dataclass
@@ -65,15 +64,8 @@ class ServeProcess:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL to its whole group: a failed test leaves nothing running."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(30)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        if process is not None:
+            stop_group(process)
 
 
 @pytest.fixture
