@@ -60,9 +60,7 @@ class AssetStore:
         query = {"_id": asset_id, "status": {"$in": [s.value for s in sources(status)]}}
         update = {"$set": {**fields, "status": status.value, "updatedAt": utcnow()}}
         assets = self.database.assets.with_options(write_concern=_JOURNALED)
-        doc = await assets.find_one_and_update(
-            query, update, return_document=ReturnDocument.AFTER
-        )
+        doc = await assets.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
         return None if doc is None else from_doc(GeneratedAsset, doc)
 
     async def count_for_node(self, execution_id: str, node_id: str) -> int:
