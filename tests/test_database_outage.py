@@ -124,9 +124,11 @@ async def _check_exactly_once(
 
 
 async def test_kill_9_database_with_jobs_running(embedded_serve: ServeProcess) -> None:
-    # A first restart 2 s after the death (default 0.5 s), so that the API call below
-    # surely meets the dead database; it is still back well within 10 s.
-    embedded_serve.env["FLOWBOARD_DATABASE__RESTART_BACKOFF_SECONDS"] = "2"
+    # A first restart 5 s after the death (default 0.5 s), so that the API call below
+    # surely meets the dead database: it starts within 2 s of the death (asserted) and a
+    # call waits up to the 2 s server selection, so with a 2 s backoff a loaded machine
+    # could see the restarted database answer it. It is still back within 10 s.
+    embedded_serve.env["FLOWBOARD_DATABASE__RESTART_BACKOFF_SECONDS"] = "5"
     _start(embedded_serve)
     assert embedded_serve.process is not None
     serve_pid = embedded_serve.process.pid
