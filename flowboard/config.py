@@ -76,7 +76,8 @@ class SseSettings(_Section):
 
 class StorageSettings(_Section):
     backend: Literal["local", "s3"] = "local"
-    public_base_url: str = ""
+    # Media URLs a node stores must pass safe_url.py's rule: an absolute http(s) URL here.
+    public_base_url: str = Field(default="", pattern=r"^(https?://[^/?#\s]+.*)?$")
     s3_bucket: str = "flowboard"
     s3_endpoint_url: str = ""
     s3_region: str = "auto"
