@@ -11,14 +11,14 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from flowboard import __version__, runfiles
-from flowboard.commands import audit, backup, budget, run, tokens
+from flowboard.commands import audit, backup, budget, retention, run, tokens
 from flowboard.config import ConfigError, Settings, config_path, load_settings
 from flowboard.log import configure_logging
 from flowboard.process import signals
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_parser(commands)
     backup.add_parsers(commands)
     audit.add_parser(commands)
+    retention.add_parsers(commands)
     commands.add_parser("schema", help="print the JSON Schema of flow files (flowboard.flow/v1)")
     return parser
 
@@ -184,6 +185,19 @@ def _print_schema() -> int:
     return 0
 
 
+# Each subcommand but serve and schema: its run(settings, args).
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "run": run.run,
+    "backup": backup.run,
+    "restore": backup.run,
+    "token": tokens.run,
+    "budget": budget.run,
+    "audit": audit.run,
+    "gc": retention.run,
+    "usage": retention.run,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -198,19 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = "WARNING"  # their own lines are the output; what they start stays quiet
     configure_logging(level, settings.logging.format)
     try:
-        if args.command == "run":
-            return run.run(settings, args)
-        if args.command in ("backup", "restore"):
-            return backup.run(settings, args)
-        if args.command == "token":
-            return tokens.run(settings, args)
-        if args.command == "budget":
-            return budget.run(settings, args)
-        if args.command == "audit":
-            return audit.run(settings, args)
         if args.command == "schema":
             return _print_schema()
-        return serve(settings)
+        command = COMMANDS.get(args.command)
+        return serve(settings) if command is None else command(settings, args)
     except Exception as exc:  # one clear line, no traceback
         message = " ".join((str(exc) or type(exc).__name__).split())
         if args.command != "serve":  # a command's own failure, not the service's start-up

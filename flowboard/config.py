@@ -78,7 +78,8 @@ class SseSettings(_Section):
 
 class StorageSettings(_Section):
     backend: Literal["local", "s3"] = "local"
-    public_base_url: str = ""
+    # Media URLs a node stores must pass safe_url.py's rule: an absolute http(s) URL here.
+    public_base_url: str = Field(default="", pattern=r"^(https?://[^/?#\s]+.*)?$")
     s3_bucket: str = "flowboard"
     s3_endpoint_url: str = ""
     s3_region: str = "auto"
@@ -348,6 +349,16 @@ class QueueSettings(_Section):
     eta_window: int = Field(default=20, ge=1)  # recent runs the ETA's median is taken over
 
 
+class RetentionSettings(_Section):
+    # A node's takes kept: at most this many, and none older than this (None: every one,
+    # forever). The newest take and any take a flow node names are always kept.
+    keep_last_takes: int | None = Field(default=None, ge=1)
+    takes_days: float | None = Field(default=None, gt=0)
+    # `flowboard gc` leaves alone anything younger: a job's file is written before its
+    # asset record names it, an edit's flow parts before the flow's head.
+    grace_seconds: float = Field(default=3600.0, ge=0)
+
+
 class AuditSettings(_Section):
     # Records older than this are removed by the database (a TTL index on their time).
     retention_days: int = Field(default=400, ge=1, le=36_500)
@@ -374,6 +385,7 @@ class Settings(_Section):
     costs: CostSettings = CostSettings()
     queue: QueueSettings = QueueSettings()
     audit: AuditSettings = AuditSettings()
+    retention: RetentionSettings = RetentionSettings()
     # Python modules imported at start-up that add node types (`NODE_TYPE`) or a
     # provider (`SPEC`) without changing Flowboard itself.
     plugins: list[str] = Field(default_factory=list)

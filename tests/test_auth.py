@@ -109,6 +109,7 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("GET", f"{FLOW}/export"): Recipe(),
     ("GET", f"{API}/budget"): Recipe(own_scope=True),
     ("GET", f"{API}/audit"): Recipe(own_scope=True),
+    ("GET", f"{API}/usage"): Recipe(own_scope=True),
     ("POST", f"{API}/flows/import"): Recipe(
         lambda ids: {"json": {"format": "flowboard.flow/v1", "name": "Imported"}}, own_scope=True
     ),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from pymongo import AsyncMongoClient
 
-from flowboard.config import Settings
+from flowboard.config import Settings, StorageSettings
 from flowboard.keys import SETTINGS
 from flowboard.safe_url import url_problem
 from tests.servers.app import AppClient
@@ -105,3 +106,11 @@ def test_the_rule_says_why() -> None:
     assert url_problem("//evil") == "a protocol-relative URL is not allowed"
     assert url_problem("/media/a.png", media=False) == "not an absolute http(s) URL"
     assert [url_problem(url) for url in GOOD] == [None, None, None]
+
+
+def test_media_urls_the_service_makes_pass_the_rule() -> None:
+    """storage.public_base_url prefixes every stored media URL: it must be http(s) too."""
+    assert StorageSettings(public_base_url="https://cdn.example.com/m/").public_base_url
+    for bad in ("/flowboard", "javascript:alert(1)//", " https://cdn.example.com"):
+        with pytest.raises(ValidationError):
+            StorageSettings(public_base_url=bad)

@@ -15,6 +15,7 @@ from flowboard.api import (
     health,
     metrics,
     subscribe,
+    usage,
     webhooks,
 )
 from flowboard.api.endpoint import Endpoint
@@ -33,6 +34,7 @@ def all_endpoints() -> list[Endpoint]:
         *assets.endpoints(),
         *webhooks.endpoints(),
         *audit.endpoints(),
+        *usage.endpoints(),
     ]
 
 

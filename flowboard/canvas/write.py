@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from flowboard.canvas.model import Flow
 from flowboard.db.documents import to_doc
-from flowboard.ids import new_id
+from flowboard.ids import new_id, utcnow
 
 PART_ITEMS = 50
 KINDS = ("nodes", "edges")
@@ -70,6 +70,7 @@ def _layout(
 ) -> list[PartRef]:  # fmt: skip
     """The parts of one list: an old part kept where its items are the very same objects."""
     refs: list[PartRef] = []
+    created_at = utcnow()
     for index, start in enumerate(range(0, len(items), PART_ITEMS)):
         chunk = items[start : start + PART_ITEMS]
         if index < len(old_refs) and _same(chunk, old[start : start + PART_ITEMS]):
@@ -78,6 +79,7 @@ def _layout(
         doc = {
             "_id": new_id("part"),
             "flowId": flow_id,
+            "createdAt": created_at,  # flowboard gc spares a part younger than its grace
             "items": [item.model_dump(mode="python", by_alias=True) for item in chunk],
         }
         raw = RawBSONDocument(bson.encode(doc))
