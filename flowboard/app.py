@@ -60,6 +60,7 @@ from flowboard.store.assets import AssetStore
 from flowboard.store.executions import ExecutionStore
 from flowboard.store.flows import FlowStore
 from flowboard.store.tokens import TokenStore
+from flowboard.streams.cluster import open_hub
 from flowboard.streams.hub import StreamHub
 from flowboard.tasks import cancel_and_wait
 from flowboard.webhooks.service import open_webhooks
@@ -89,7 +90,9 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
     """API tokens (from the database), issuer JWTs, and the stream ticket book."""
-    app[AUTH] = Authenticator.from_settings(app[SETTINGS].auth, TokenStore(app[DATABASE]))
+    settings = app[SETTINGS]
+    shared = app[DATABASE] if settings.cluster.enabled else None
+    app[AUTH] = Authenticator.from_settings(settings.auth, TokenStore(app[DATABASE]), shared)
     yield
 
 
@@ -102,19 +105,19 @@ async def _sweep_channels(hub: StreamHub) -> None:
 
 
 async def _canvas_ctx(app: web.Application) -> AsyncIterator[None]:
-    hub = StreamHub(capacity=app[SETTINGS].sse.buffer_size)
-    app[HUB] = hub
-    limits = app[SETTINGS].canvas
-    app[CANVAS] = CanvasService(
-        FlowStore(app[DATABASE]),
-        hub,
-        FlowLimits(limits.max_nodes, limits.max_edges, limits.max_flow_bytes),
-    )
-    sweeper = asyncio.create_task(_sweep_channels(hub), name="flowboard.stream-sweeper")
-    try:
-        yield
-    finally:
-        await cancel_and_wait({sweeper}, "stream sweeper")
+    async with open_hub(app[SETTINGS], app[DATABASE]) as hub:
+        app[HUB] = hub
+        limits = app[SETTINGS].canvas
+        app[CANVAS] = CanvasService(
+            FlowStore(app[DATABASE]),
+            hub,
+            FlowLimits(limits.max_nodes, limits.max_edges, limits.max_flow_bytes),
+        )
+        sweeper = asyncio.create_task(_sweep_channels(hub), name="flowboard.stream-sweeper")
+        try:
+            yield
+        finally:
+            await cancel_and_wait({sweeper}, "stream sweeper")
 
 
 async def _decoder_ctx(app: web.Application) -> AsyncIterator[None]:

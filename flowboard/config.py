@@ -74,6 +74,15 @@ class SseSettings(_Section):
     buffer_size: int = Field(default=256, ge=1)
 
 
+class ClusterSettings(_Section):
+    """Several servers on one database (docs/deploy.md, "Several servers")."""
+
+    # Share stream events and tickets through the database; off: in memory (one server).
+    enabled: bool = False
+    # How long the shared event log keeps an event for Last-Event-ID replay.
+    event_retention_seconds: float = Field(default=3600.0, gt=0)
+
+
 class StorageSettings(_Section):
     backend: Literal["local", "s3"] = "local"
     public_base_url: str = ""
@@ -346,6 +355,7 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     sse: SseSettings = SseSettings()
+    cluster: ClusterSettings = ClusterSettings()
     storage: StorageSettings = StorageSettings()
     execution: ExecutionSettings = ExecutionSettings()
     providers: ProvidersSettings = ProvidersSettings()
