@@ -51,9 +51,16 @@ class _Pending:
     resync: bool = False
 
 
-def place(channel: FlowChannel, logged: LoggedEvent) -> None:
-    """Put a stored event in its flow's channel: keep, drop (seen) or reset (a gap)."""
+def place(channel: FlowChannel, logged: LoggedEvent, in_order: bool = True) -> None:
+    """Put a stored event in its flow's channel: keep, drop (seen) or reset (a gap).
+
+    `in_order`: it comes from the change stream, which brings every event in order; one
+    stored by this server (not in order: another's event before it may still be on its
+    way) is kept only when it is the very next, else left for the change stream.
+    """
     head = logged.head
+    if not in_order and not (head.epoch == channel.epoch and head.seq == channel.seq + 1):
+        return
     if not logged.resync:
         if head.epoch == channel.epoch and head.seq <= channel.seq:
             return  # seen: our own event, delivered before the change stream's echo
@@ -133,7 +140,7 @@ class ClusterHub(StreamHub):
                 await asyncio.sleep(delay)
                 head, delay = None, min(delay * 2, RETRY_MAX_SECONDS)
                 continue
-            self._arrived(logged)
+            self._arrived(logged, in_order=False)
             return
 
     async def flush(self, timeout: float = FLUSH_SECONDS) -> None:
@@ -146,7 +153,7 @@ class ClusterHub(StreamHub):
 
     # -- receiving ---------------------------------------------------------------------
 
-    def _arrived(self, logged: LoggedEvent) -> None:
+    def _arrived(self, logged: LoggedEvent, in_order: bool = True) -> None:
         """Note a stored event (ours, or from the change stream) and show it here."""
         flow_id, head = logged.flow_id, logged.head
         known = self._heads.get(flow_id)
@@ -154,11 +161,12 @@ class ClusterHub(StreamHub):
             self._heads[flow_id] = (head, time.monotonic())
         early = self._early.get(flow_id)
         if early is not None:
-            early.append(logged)
+            if in_order:
+                early.append(logged)
             return
         channel = self.channels.get(flow_id)
         if channel is not None and not channel.closed:
-            place(channel, logged)
+            place(channel, logged, in_order)
 
     async def follow(self) -> None:
         """Bring every stored event to this server (the change stream), for good."""
