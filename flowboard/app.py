@@ -21,6 +21,7 @@ from flowboard.budgets.service import Budgets
 from flowboard.budgets.store import BudgetStore
 from flowboard.canvas.limits import FlowLimits
 from flowboard.canvas.service import CanvasService
+from flowboard.cluster.presence import present
 from flowboard.config import Settings
 from flowboard.costs.planner import RunPlanner
 from flowboard.costs.prices import PriceTable
@@ -86,6 +87,12 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         app[DATABASE_HEALTH] = health
         async with watching(health):
             yield
+
+
+async def _presence_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Refuse to start beside another server of this database unless media is shared."""
+    async with present(app[SETTINGS], app[DATABASE]):
+        yield
 
 
 async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -289,6 +296,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend(
         [
             _database_ctx,
+            _presence_ctx,
             _auth_ctx,
             _canvas_ctx,
             _storage_ctx,

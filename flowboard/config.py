@@ -95,6 +95,8 @@ class StorageSettings(_Section):
     s3_presign_seconds: int = Field(default=3600, gt=0)
     s3_part_bytes: int = Field(default=8 * 1_048_576, ge=5 * 1_048_576)
     # Below either floor, uploads and runs answer 507 (storage/space.py).
+    # Local media (data_dir/media) is one directory every server mounts (several servers).
+    shared_media: bool = False
     min_free_bytes: int = Field(default=512 * 1_048_576, ge=0)
     min_free_percent: float = Field(default=2.0, ge=0, lt=100)
 

@@ -85,12 +85,17 @@ class ClusterServer:
 
 @dataclass
 class Cluster:
-    """Servers sharing one database; `start(n)` adds and starts n more."""
+    """Servers sharing one database; `start(n)` adds and starts n more.
+
+    shared_media: every server's data_dir/media is a link to one directory, declared
+    shared (storage.shared_media); else each keeps its own.
+    """
 
     uri: str
     root: Path
     database: str = field(default_factory=lambda: f"c_{uuid.uuid4().hex[:12]}")
     extra_env: dict[str, str] = field(default_factory=dict)
+    shared_media: bool = True
     servers: list[ClusterServer] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
@@ -102,6 +107,7 @@ class Cluster:
                 "FLOWBOARD_CLUSTER__ENABLED": "true",
                 "FLOWBOARD_LOGGING__LEVEL": "INFO",
                 "FLOWBOARD_AUTH__ENABLED": "false",
+                "FLOWBOARD_STORAGE__SHARED_MEDIA": str(self.shared_media).lower(),
             }
         )
         env.update(self.extra_env)
@@ -111,7 +117,12 @@ class Cluster:
         added = []
         for _ in range(count):
             name = f"server{len(self.servers) + 1}"
-            env = {**self.env(), "FLOWBOARD_DATA_DIR": str(self.root / name / "data")}
+            data = self.root / name / "data"
+            if self.shared_media:  # one media directory, as one mount on every server
+                (self.root / "media").mkdir(parents=True, exist_ok=True)
+                data.mkdir(parents=True, exist_ok=True)
+                (data / "media").symlink_to(self.root / "media", target_is_directory=True)
+            env = {**self.env(), "FLOWBOARD_DATA_DIR": str(data)}
             server = ClusterServer(name, env, self.root / name)
             self.servers.append(server)  # before start: torn down even if it fails
             server.start()
