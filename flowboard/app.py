@@ -24,6 +24,7 @@ from flowboard.budgets.service import Budgets
 from flowboard.budgets.store import BudgetStore
 from flowboard.canvas.limits import FlowLimits
 from flowboard.canvas.service import CanvasService
+from flowboard.cluster.presence import present
 from flowboard.config import Settings
 from flowboard.costs.planner import RunPlanner
 from flowboard.costs.prices import PriceTable
@@ -63,6 +64,7 @@ from flowboard.store.assets import AssetStore
 from flowboard.store.executions import ExecutionStore
 from flowboard.store.flows import FlowStore
 from flowboard.store.tokens import TokenStore
+from flowboard.streams.cluster import open_hub
 from flowboard.streams.hub import StreamHub
 from flowboard.tasks import cancel_and_wait
 from flowboard.webhooks.service import open_webhooks
@@ -102,9 +104,17 @@ async def _audit_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _presence_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Refuse to start beside another server of this database unless media is shared."""
+    async with present(app[SETTINGS], app[DATABASE]):
+        yield
+
+
 async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
     """API tokens (from the database), issuer JWTs, and the stream ticket book."""
-    app[AUTH] = Authenticator.from_settings(app[SETTINGS].auth, TokenStore(app[DATABASE]))
+    settings = app[SETTINGS]
+    shared = app[DATABASE] if settings.cluster.enabled else None
+    app[AUTH] = Authenticator.from_settings(settings.auth, TokenStore(app[DATABASE]), shared)
     yield
 
 
@@ -117,19 +127,19 @@ async def _sweep_channels(hub: StreamHub) -> None:
 
 
 async def _canvas_ctx(app: web.Application) -> AsyncIterator[None]:
-    hub = StreamHub(capacity=app[SETTINGS].sse.buffer_size)
-    app[HUB] = hub
-    limits = app[SETTINGS].canvas
-    app[CANVAS] = CanvasService(
-        FlowStore(app[DATABASE]),
-        hub,
-        FlowLimits(limits.max_nodes, limits.max_edges, limits.max_flow_bytes),
-    )
-    sweeper = asyncio.create_task(_sweep_channels(hub), name="flowboard.stream-sweeper")
-    try:
-        yield
-    finally:
-        await cancel_and_wait({sweeper}, "stream sweeper")
+    async with open_hub(app[SETTINGS], app[DATABASE]) as hub:
+        app[HUB] = hub
+        limits = app[SETTINGS].canvas
+        app[CANVAS] = CanvasService(
+            FlowStore(app[DATABASE]),
+            hub,
+            FlowLimits(limits.max_nodes, limits.max_edges, limits.max_flow_bytes),
+        )
+        sweeper = asyncio.create_task(_sweep_channels(hub), name="flowboard.stream-sweeper")
+        try:
+            yield
+        finally:
+            await cancel_and_wait({sweeper}, "stream sweeper")
 
 
 async def _decoder_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -303,6 +313,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend(
         [
             _database_ctx,
+            _presence_ctx,
             _audit_ctx,
             _auth_ctx,
             _canvas_ctx,

@@ -76,6 +76,15 @@ class SseSettings(_Section):
     buffer_size: int = Field(default=256, ge=1)
 
 
+class ClusterSettings(_Section):
+    """Several servers on one database (docs/deploy.md, "Several servers")."""
+
+    # Share stream events and tickets through the database; off: in memory (one server).
+    enabled: bool = False
+    # How long the shared event log keeps an event for Last-Event-ID replay.
+    event_retention_seconds: float = Field(default=3600.0, gt=0)
+
+
 class StorageSettings(_Section):
     backend: Literal["local", "s3"] = "local"
     # Media URLs a node stores must pass safe_url.py's rule: an absolute http(s) URL here.
@@ -89,6 +98,8 @@ class StorageSettings(_Section):
     s3_presign_seconds: int = Field(default=3600, gt=0)
     s3_part_bytes: int = Field(default=8 * 1_048_576, ge=5 * 1_048_576)
     # Below either floor, uploads and runs answer 507 (storage/space.py).
+    # Local media (data_dir/media) is one directory every server mounts (several servers).
+    shared_media: bool = False
     min_free_bytes: int = Field(default=512 * 1_048_576, ge=0)
     min_free_percent: float = Field(default=2.0, ge=0, lt=100)
 
@@ -371,6 +382,7 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     sse: SseSettings = SseSettings()
+    cluster: ClusterSettings = ClusterSettings()
     storage: StorageSettings = StorageSettings()
     execution: ExecutionSettings = ExecutionSettings()
     providers: ProvidersSettings = ProvidersSettings()

@@ -223,10 +223,11 @@ async def start(
     """Start serving `app` on a bound socket (start-up hooks run first)."""
     server = settings.server
     runner = make_runner(app, settings)
-    await runner.setup()
     limits = ConnectionLimits(server.header_timeout_seconds, server.max_connections_per_address)
-    site = GuardedSite(runner, sock, limits)
     try:
+        # A refused start (a cleanup context raising) unwinds the contexts already started.
+        await runner.setup()
+        site = GuardedSite(runner, sock, limits)
         await site.start()
     except BaseException:
         await runner.cleanup()

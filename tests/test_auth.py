@@ -351,19 +351,20 @@ async def test_another_orgs_events_never_arrive(
     assert frame["data"]["id"] == mine and frame["data"]["revision"] == 2
 
 
-def test_ticket_book_stays_bounded() -> None:
+async def test_ticket_book_stays_bounded() -> None:
     now = [0.0]
     book = TicketBook(60, clock=lambda: now[0], capacity=2)
-    first, second = book.issue("o", "f1"), book.issue("o", "f2")
+    first, second = await book.issue("o", "f1"), await book.issue("o", "f2")
     now[0] = 61.0
-    third = book.issue("o", "f3")  # full: the expired two are swept first
-    assert len(book) == 1 and book.redeem(third, "f3").org_id == "o"
-    fourth, fifth, sixth = (book.issue("o", f) for f in ("f4", "f5", "f6"))
+    third = await book.issue("o", "f3")  # full: the expired two are swept first
+    assert len(book) == 1 and (await book.redeem(third, "f3")).org_id == "o"
+    fourth, fifth, sixth = [await book.issue("o", f) for f in ("f4", "f5", "f6")]
     assert len(book) == 2  # nothing expired: the oldest gave way
     for ticket, flow in ((first, "f1"), (second, "f2"), (fourth, "f4")):
         with pytest.raises(Unauthenticated):
-            book.redeem(ticket, flow)
-    assert book.redeem(fifth, "f5").subject == "f5" and book.redeem(sixth, "f6")
+            await book.redeem(ticket, flow)
+    assert (await book.redeem(fifth, "f5")).subject == "f5"
+    assert await book.redeem(sixth, "f6")
 
 
 # -- the CLI and secrets ----------------------------------------------------------------

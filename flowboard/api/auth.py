@@ -64,7 +64,7 @@ async def identify(request: web.Request, ticketed: bool) -> Principal:
     header = request.headers.get(hdrs.AUTHORIZATION)
     ticket = request.query.get("ticket") if ticketed else None
     if header is None and ticket is not None:
-        return authenticator.tickets.redeem(ticket, request.match_info.get("flowId", ""))
+        return await authenticator.tickets.redeem(ticket, request.match_info.get("flowId", ""))
     if header is None:
         raise Unauthenticated("missing bearer token")
     return await authenticator.bearer(_bearer(header))

@@ -48,7 +48,7 @@ async def _start(
     """Replay what a reconnecting client missed, or send a snapshot."""
     header = request.headers.get("Last-Event-ID") or request.query.get("lastEventId")
     last = channel.parse_last_event_id(header)
-    missed = None if last is None else channel.since(last)
+    missed = None if last is None else await request.app[HUB].missed(channel, last)
     if last is None or missed is None:
         return await _send_snapshot(request, resp, channel, flow)
     for item in missed:
@@ -99,7 +99,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
     # The channel first: changes from here on are kept for us, so the flow read next
     # (the snapshot) misses nothing.
     hub = request.app[HUB]
-    channel = hub.channel(flow_id)
+    channel = await hub.open(flow_id)
     try:
         flow = await request.app[CANVAS].get(org_id(request), flow_id)  # 404 before streaming
     except FlowNotFound:
@@ -131,7 +131,7 @@ async def create_ticket(request: web.Request) -> web.Response:
     org = org_id(request)
     await request.app[CANVAS].get(org, flow_id)  # another organisation's flow is a 404
     book = request.app[AUTH].tickets
-    ticket = book.issue(org, flow_id)
+    ticket = await book.issue(org, flow_id)
     return json_answer(StreamTicket(ticket=ticket, expires_in=int(book.lifetime)))
 
 

@@ -1,8 +1,10 @@
 """Single-use, short-lived tickets that let an EventSource (no headers) open one stream.
 
-Kept in memory: Flowboard is one process, a ticket lives seconds, and taking it out of a
-dict is atomic on the event loop, so single use needs no database round trip. A restart
-forgets outstanding tickets; the client asks for a new one, as it must on any reconnect.
+Kept in memory on one server: a ticket lives seconds, and taking it out of a dict is
+atomic on the event loop, so single use needs no database round trip. A restart forgets
+outstanding tickets; the client asks for a new one, as it must on any reconnect. A
+cluster keeps them in the database instead (`SharedTicketBook`), since a load balancer
+may send the stream to another server than the one that issued its ticket.
 """
 
 from __future__ import annotations
@@ -12,10 +14,25 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from pymongo.asynchronous.collection import AsyncCollection
 
 from flowboard.auth.identity import Method, Principal, Unauthenticated
 
 MAX_OUTSTANDING = 100_000
+COLLECTION = "stream_tickets"
+
+
+class Tickets(Protocol):
+    """Where stream tickets are kept: one server's memory, or the cluster's database."""
+
+    lifetime: float
+
+    async def issue(self, org_id: str, flow_id: str) -> str: ...
+
+    async def redeem(self, ticket: str, flow_id: str) -> Principal: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +71,7 @@ class TicketBook:
     def __len__(self) -> int:
         return len(self._tickets)
 
-    def issue(self, org_id: str, flow_id: str) -> str:
+    async def issue(self, org_id: str, flow_id: str) -> str:
         """A new ticket for one subscription to the flow."""
         if len(self._tickets) >= self._capacity:
             self.sweep()
@@ -64,16 +81,9 @@ class TicketBook:
         self._tickets[_key(ticket)] = Ticket(org_id, flow_id, self._clock() + self.lifetime)
         return ticket
 
-    def redeem(self, ticket: str, flow_id: str) -> Principal:
+    async def redeem(self, ticket: str, flow_id: str) -> Principal:
         """Use a ticket up (whatever the outcome) and return whom it speaks for."""
-        found = self._tickets.pop(_key(ticket), None)
-        if found is None:
-            raise Unauthenticated("unknown or already used ticket")
-        if self._clock() >= found.expires_at:
-            raise Unauthenticated("ticket expired")
-        if found.flow_id != flow_id:
-            raise Unauthenticated("ticket is for another flow")
-        return Principal(found.org_id, found.flow_id, Method.TICKET)
+        return _granted(self._tickets.pop(_key(ticket), None), self._clock(), flow_id)
 
     def sweep(self) -> int:
         """Forget expired tickets; return how many."""
@@ -82,3 +92,52 @@ class TicketBook:
         for key in expired:
             del self._tickets[key]
         return len(expired)
+
+
+def _granted(found: Ticket | None, now: float, flow_id: str) -> Principal:
+    """Whom a ticket taken out of its book speaks for, or why it is refused."""
+    if found is None:
+        raise Unauthenticated("unknown or already used ticket")
+    if now >= found.expires_at:
+        raise Unauthenticated("ticket expired")
+    if found.flow_id != flow_id:
+        raise Unauthenticated("ticket is for another flow")
+    return Principal(found.org_id, found.flow_id, Method.TICKET)
+
+
+class SharedTicketBook:
+    """Tickets in the database, for a cluster: any server redeems what another issued.
+
+    Single use is one `find_one_and_delete` (the database hands a ticket to one caller);
+    expiry is wall-clock time, the one clock servers share.
+    """
+
+    def __init__(self, collection: AsyncCollection[dict[str, Any]], lifetime: float) -> None:
+        self.lifetime = lifetime
+        self._collection = collection
+        self._swept = 0.0
+
+    async def issue(self, org_id: str, flow_id: str) -> str:
+        """A new ticket for one subscription to the flow."""
+        await self._sweep()
+        ticket = secrets.token_urlsafe(32)
+        expires = datetime.now(UTC) + timedelta(seconds=self.lifetime)
+        doc = {"_id": _key(ticket), "orgId": org_id, "flowId": flow_id, "expiresAt": expires}
+        await self._collection.insert_one(doc)
+        return ticket
+
+    async def redeem(self, ticket: str, flow_id: str) -> Principal:
+        """Use a ticket up (whatever the outcome) and return whom it speaks for."""
+        doc = await self._collection.find_one_and_delete({"_id": _key(ticket)})
+        found = None
+        if doc is not None:
+            expires = doc["expiresAt"].replace(tzinfo=UTC).timestamp()
+            found = Ticket(doc["orgId"], doc["flowId"], expires)
+        return _granted(found, time.time(), flow_id)
+
+    async def _sweep(self) -> None:
+        """Forget expired tickets, at most once a lifetime (bounded storage)."""
+        if time.monotonic() - self._swept < self.lifetime:
+            return
+        self._swept = time.monotonic()
+        await self._collection.delete_many({"expiresAt": {"$lt": datetime.now(UTC)}})

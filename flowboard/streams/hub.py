@@ -129,13 +129,27 @@ class FlowChannel:
         self.buffer = deque(maxlen=self.capacity)
 
     def publish(self, event: StreamEventType, payload: Payload) -> StreamEvent:
-        self.seq += 1
-        item = StreamEvent.build(self.seq, f"{self.epoch}.{self.seq}", event, encode(payload))
+        seq = self.seq + 1
+        item = StreamEvent.build(seq, f"{self.epoch}.{seq}", event, encode(payload))
+        self.append(item)
+        return item
+
+    def append(self, item: StreamEvent) -> None:
+        """Keep the next event (its seq follows ours) and fan it out."""
+        self.seq = item.seq
         self.buffer.append(item)
         self.last_activity = time.monotonic()
         # Fan out after the publisher's own work (e.g. its HTTP answer) is done.
         asyncio.get_running_loop().call_soon(self._fan_out, item)
-        return item
+
+    def reset(self, epoch: str, seq: int) -> None:
+        """Continue at another place of the stream: everyone behind it gets a snapshot."""
+        self.epoch, self.seq = epoch, seq
+        self.buffer.clear()
+        self.last_activity = time.monotonic()
+        for sink in self.sinks:
+            sink.cursor = -1
+            sink.wake()
 
     def _fan_out(self, item: StreamEvent) -> None:
         for sink in list(self.sinks):
@@ -170,8 +184,10 @@ class FlowChannel:
 
     def since(self, seq: int) -> list[StreamEvent] | None:
         """Events after `seq`, or None when some of them have left the buffer."""
-        if seq >= self.seq:
+        if seq == self.seq:
             return []
+        if seq > self.seq or seq < 0:  # an id from before a reset: not ours to replay
+            return None
         if not self.buffer or self.buffer[0].seq > seq + 1:
             return None
         start = seq - self.buffer[0].seq + 1
@@ -210,6 +226,14 @@ class StreamHub:
         if found is None or found.closed:
             return None
         return found.publish(event, payload)
+
+    async def open(self, flow_id: str) -> FlowChannel:
+        """The channel a subscriber attaches to (a shared hub first learns where it is)."""
+        return self.channel(flow_id)
+
+    async def missed(self, channel: FlowChannel, seq: int) -> list[StreamEvent] | None:
+        """What a client that saw `seq` missed, or None (send a snapshot)."""
+        return channel.since(seq)
 
     def forget_unused(self, flow_id: str) -> None:
         """Drop a channel that never had a subscriber nor an event (a refused subscribe)."""

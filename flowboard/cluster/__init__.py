@@ -1,0 +1,1 @@
+"""Several servers on one database: which servers are there (the stream log is in streams/)."""
