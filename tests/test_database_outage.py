@@ -306,6 +306,7 @@ async def _each_completed_once(
     assert sorted(str(p.relative_to(media)) for p in media.glob("videos/*/*.mp4")) == sorted(keys)
 
 
+@pytest.mark.timeout(600)  # ROUNDS restarts: ~100 s on a quiet machine, twice that loaded
 @pytest.mark.parametrize("backoff", [None, "0"], ids=["default-backoff", "no-backoff"])
 async def test_database_killed_again_and_again_during_renders(
     embedded_serve: ServeProcess, backoff: str | None
