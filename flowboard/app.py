@@ -21,15 +21,12 @@ from flowboard.budgets.service import Budgets
 from flowboard.budgets.store import BudgetStore
 from flowboard.canvas.limits import FlowLimits
 from flowboard.canvas.service import CanvasService
+from flowboard.canvas.store import FlowStore
 from flowboard.config import Settings
-from flowboard.costs.planner import RunPlanner
 from flowboard.costs.prices import PriceTable
 from flowboard.db.lifecycle import open_supervised
 from flowboard.db.outage import DatabaseHealth, watching
 from flowboard.events.bus import EventBus
-from flowboard.execution.engine import ExecutionEngine
-from flowboard.execution.queue import ProviderQueues
-from flowboard.execution.reuse import Reuse
 from flowboard.keys import (
     ASSETS,
     AUTH,
@@ -51,14 +48,17 @@ from flowboard.keys import (
 )
 from flowboard.metrics import Metrics
 from flowboard.nodes.registry import generation_types, load_plugins
-from flowboard.processors.generation import GenerationProcessor
-from flowboard.processors.inputs import InputResolver
 from flowboard.providers.registry import open_providers
+from flowboard.runs.engine import ExecutionEngine
+from flowboard.runs.generation import GenerationProcessor
+from flowboard.runs.inputs import InputResolver
+from flowboard.runs.planner import RunPlanner
+from flowboard.runs.queue import ProviderQueues
+from flowboard.runs.reuse import Reuse
 from flowboard.storage.factory import open_storage
 from flowboard.storage.space import SpaceGuard
 from flowboard.store.assets import AssetStore
 from flowboard.store.executions import ExecutionStore
-from flowboard.store.flows import FlowStore
 from flowboard.store.tokens import TokenStore
 from flowboard.streams.hub import StreamHub
 from flowboard.tasks import cancel_and_wait

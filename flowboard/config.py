@@ -332,7 +332,7 @@ class CostSettings(_Section):
 
 
 class QueueSettings(_Section):
-    """Per-provider concurrency limits (flowboard/execution/queue.py)."""
+    """Per-provider concurrency limits (flowboard/runs/queue.py)."""
 
     # provider name -> jobs it runs at once (absent or 0: no limit)
     limits: dict[str, int] = Field(default_factory=dict)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, create_model, field_validator
 
-from flowboard.api.schemas import Metadata
+from flowboard.canvas.metadata import Metadata
 from flowboard.canvas.model import Edge, Flow, Node, Position
 from flowboard.ids import Id
 from flowboard.nodes.registry import NODE_TYPES

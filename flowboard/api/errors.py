@@ -15,9 +15,9 @@ from flowboard.canvas.graph import GraphError
 from flowboard.canvas.service import FlowNotFound, RevisionConflict
 from flowboard.db.outage import is_outage
 from flowboard.errors import InvalidRequest
-from flowboard.execution.engine import ExecutionNotFound
 from flowboard.keys import DATABASE_HEALTH, SETTINGS
 from flowboard.net.ssrf import UnsafeUrl
+from flowboard.runs.engine import ExecutionNotFound
 from flowboard.storage.base import InsufficientStorage
 
 _LOGGER = logging.getLogger(__name__)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowboard.assets.model import GeneratedAsset
-from flowboard.budgets.model import UNLIMITED, BudgetView, Period, Reservation
 from flowboard.budgets.store import BudgetStore
 from flowboard.costs.ledger import round_cost
 from flowboard.ids import utcnow
+from flowboard.models.budgets import UNLIMITED, BudgetView, Period, Reservation
 
 _LOGGER = logging.getLogger(__name__)
 

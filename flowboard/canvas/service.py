@@ -16,11 +16,11 @@ from flowboard.canvas.graph import GraphError, check_graph
 from flowboard.canvas.limits import FlowLimits
 from flowboard.canvas.model import Edge, Flow, Node
 from flowboard.canvas.patch import diff
+from flowboard.canvas.store import FlowPage, FlowStore
 from flowboard.canvas.write import FlowWrite
 from flowboard.canvas.write import plan as plan_write
 from flowboard.ids import new_id, utcnow
 from flowboard.keyed_lock import KeyedLock
-from flowboard.store.flows import FlowPage, FlowStore
 from flowboard.streams.hub import StreamEventType, StreamHub
 
 _LOGGER = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from flowboard.schema import ApiModel
 
 if TYPE_CHECKING:
-    from flowboard.processors.kind import GenerationSpec
+    from flowboard.nodes.kind import GenerationSpec
 
 
 @dataclass(frozen=True)

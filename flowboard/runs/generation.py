@@ -38,7 +38,6 @@ from flowboard.assets.model import (
     asset_event,
 )
 from flowboard.assets.output import new_prefix
-from flowboard.budgets.model import Reservation
 from flowboard.budgets.service import Budgets
 from flowboard.canvas.limits import FlowTooLarge
 from flowboard.canvas.model import Flow, Node
@@ -50,17 +49,11 @@ from flowboard.db.outage import is_outage
 from flowboard.errors import InvalidRequest, StaleWrite
 from flowboard.events.bus import EventBus, on
 from flowboard.events.types import AssetUpdated
-from flowboard.execution.changes import TaskChange
-from flowboard.execution.jobs import JobRunner
-from flowboard.execution.model import TaskError, TaskStatus
-from flowboard.execution.queue import ProviderQueues
-from flowboard.execution.reuse import Reuse
 from flowboard.ids import new_id, utcnow
+from flowboard.models.budgets import Reservation
+from flowboard.models.execution import TaskError, TaskStatus
 from flowboard.nodes.base import NodeType
-from flowboard.processors.base import Job, Launch, TaskUpdater
-from flowboard.processors.inputs import InputResolver, has_image_input
-from flowboard.processors.kind import GenerationSpec, Inputs, StoredOutput, StoreTarget
-from flowboard.processors.output_node import output_node_of, show_take
+from flowboard.nodes.kind import GenerationSpec, Inputs, StoredOutput, StoreTarget
 from flowboard.providers.base import (
     ErrorCode,
     Progress,
@@ -69,6 +62,13 @@ from flowboard.providers.base import (
 )
 from flowboard.providers.registry import ProviderRegistry
 from flowboard.providers.spec import AnyProvider
+from flowboard.runs.changes import TaskChange
+from flowboard.runs.inputs import InputResolver, has_image_input
+from flowboard.runs.jobs import JobRunner
+from flowboard.runs.output_node import output_node_of, show_take
+from flowboard.runs.port import Job, Launch, TaskUpdater
+from flowboard.runs.queue import ProviderQueues
+from flowboard.runs.reuse import Reuse
 from flowboard.storage.base import Storage, StorageError
 from flowboard.storage.space import is_storage_full
 from flowboard.store.assets import AssetStore

@@ -21,10 +21,10 @@ from typing import Any
 
 from flowboard.assets.model import AssetType, GeneratedAsset
 from flowboard.canvas.model import Node
+from flowboard.nodes.kind import GenerationSpec
 from flowboard.nodes.registry import NODE_TYPES
-from flowboard.processors.base import Job
-from flowboard.processors.inputs import is_image_source, upstream_nodes
-from flowboard.processors.kind import GenerationSpec
+from flowboard.runs.inputs import is_image_source, upstream_nodes
+from flowboard.runs.port import Job
 from flowboard.store.assets import AssetStore
 
 KEY_VERSION = 1

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from flowboard.costs.model import ExecutionCost, TaskCost
+from flowboard.models.costs import ExecutionCost, TaskCost
 from flowboard.schema import ApiModel
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from flowboard.canvas.model import Flow, Node
-from flowboard.execution.changes import TaskChange, TaskUpdater
+from flowboard.runs.changes import TaskChange, TaskUpdater
 
 
 @dataclass(frozen=True)

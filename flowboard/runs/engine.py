@@ -16,13 +16,13 @@ from flowboard.budgets.service import Budgets
 from flowboard.canvas.model import Flow, Node
 from flowboard.canvas.service import CanvasService, FlowNotFound
 from flowboard.config import ExecutionSettings
-from flowboard.costs.planner import RunPlan, RunPlanner, with_estimates
 from flowboard.errors import ErrorCode, InvalidRequest, StaleWrite
 from flowboard.events.bus import EventBus, on
 from flowboard.events.types import AssetUpdated, ExecutionUpdated, HandlerFailed
-from flowboard.execution.changes import TaskChange, apply_change
-from flowboard.execution.jobs import JobRunner
-from flowboard.execution.model import (
+from flowboard.ids import new_id, utcnow
+from flowboard.keyed_lock import KeyedLock
+from flowboard.metrics import Metrics
+from flowboard.models.execution import (
     RUNNING,
     Execution,
     ExecutionKind,
@@ -31,12 +31,12 @@ from flowboard.execution.model import (
     TaskError,
     TaskStatus,
 )
-from flowboard.execution.plan import flow_plan, is_runnable
-from flowboard.execution.targets import restrict
-from flowboard.ids import new_id, utcnow
-from flowboard.keyed_lock import KeyedLock
-from flowboard.metrics import Metrics
-from flowboard.processors.base import Job, Launch, NodeProcessor
+from flowboard.runs.changes import TaskChange, apply_change
+from flowboard.runs.dependencies import flow_plan, is_runnable
+from flowboard.runs.jobs import JobRunner
+from flowboard.runs.planner import RunPlan, RunPlanner, with_estimates
+from flowboard.runs.port import Job, Launch, NodeProcessor
+from flowboard.runs.targets import restrict
 from flowboard.store.executions import ExecutionStore
 from flowboard.streams.hub import StreamEventType, StreamHub
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from flowboard.assets.model import AssetType, GeneratedAsset, StorageInfo
 from flowboard.canvas.model import Node
+from flowboard.nodes.kind import GenerationSpec, Inputs
 from flowboard.nodes.registry import NODE_TYPES
-from flowboard.processors.base import Job
-from flowboard.processors.kind import GenerationSpec, Inputs
 from flowboard.providers.base import ErrorCode, InputImage, PermanentProviderError
+from flowboard.runs.port import Job
 from flowboard.storage.base import ObjectNotFound, Storage
 from flowboard.store.assets import AssetStore
 
