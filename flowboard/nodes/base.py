@@ -20,12 +20,15 @@ class NodeType:
     runnable: whether a processor executes it when a flow runs.
     generation: for a node that generates media, what the generic generation
         processor needs to know about it (which makes it runnable).
+    capability_fields: the `data` keys (as stored) that carry capability URLs to
+        stored media: an export leaves them out.
     """
 
     name: str
     data_model: type[ApiModel]
     runnable: bool = False
     generation: GenerationSpec | None = None
+    capability_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.generation is not None and not self.runnable:
