@@ -59,6 +59,7 @@ from flowboard.providers.base import (
     Progress,
     ProviderError,
     TransientProviderError,
+    owns_call_retries,
 )
 from flowboard.providers.registry import ProviderRegistry
 from flowboard.providers.spec import AnyProvider
@@ -426,7 +427,12 @@ class GenerationProcessor:
             provider.validate(request)
             operation = asset.operation_id
             if operation is None:
-                operation = await self._with_retries(job, asset, lambda: provider.start(request))
+                if owns_call_retries(provider):
+                    operation = await provider.start(request)
+                else:
+                    operation = await self._with_retries(
+                        job, asset, lambda: provider.start(request)
+                    )
                 # Persist the operation before anything else, so a restart can follow it.
                 await self.assets.set_fields(asset.id, {"operationId": operation})
             self._operations[asset.id] = (provider, operation)
@@ -450,6 +456,14 @@ class GenerationProcessor:
         done = await self.assets.finish(asset.id, AssetStatus.COMPLETED, stored.asset_fields())
         if done is not None:
             self.publish(done)
+
+    async def _start(
+        self, job: Job, asset: GeneratedAsset, provider: AnyProvider, request: Any
+    ) -> str:
+        """Submit the job; retried here unless the provider retries its own calls."""
+        if owns_call_retries(provider):
+            return await provider.start(request)
+        return await self._with_retries(job, asset, lambda: provider.start(request))
 
     async def _with_retries(
         self, job: Job, asset: GeneratedAsset, call: Callable[[], Awaitable[T]]
