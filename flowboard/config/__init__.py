@@ -1,0 +1,78 @@
+"""Settings: `config.toml` defaults overridden by `FLOWBOARD_<SECTION>__<KEY>` variables."""
+
+from __future__ import annotations
+
+from flowboard.config.base import ConfigError, Section
+from flowboard.config.loading import (
+    ENV_PREFIX,
+    ENV_SEPARATOR,
+    FILE_SETTINGS,
+    config_path,
+    load_settings,
+)
+from flowboard.config.providers import (
+    ComfyUISettings,
+    ComfyWorkflowSettings,
+    GeminiImageSettings,
+    GoogleImageSettings,
+    ImagenSettings,
+    LocalProviderSettings,
+    ProvidersSettings,
+    VeoModelTiming,
+    VeoSettings,
+)
+from flowboard.config.settings import (
+    AuthSettings,
+    CanvasSettings,
+    CostSettings,
+    DatabaseSettings,
+    ExecutionSettings,
+    FirestoreSettings,
+    InboundWebhookSettings,
+    LoggingSettings,
+    NetworkSettings,
+    PriceSettings,
+    QueueSettings,
+    RateLimitSettings,
+    ServerSettings,
+    Settings,
+    SseSettings,
+    StorageSettings,
+    WebhooksSettings,
+)
+
+__all__ = [
+    "ENV_PREFIX",
+    "ENV_SEPARATOR",
+    "FILE_SETTINGS",
+    "AuthSettings",
+    "CanvasSettings",
+    "ComfyUISettings",
+    "ComfyWorkflowSettings",
+    "ConfigError",
+    "CostSettings",
+    "DatabaseSettings",
+    "ExecutionSettings",
+    "FirestoreSettings",
+    "GeminiImageSettings",
+    "GoogleImageSettings",
+    "ImagenSettings",
+    "InboundWebhookSettings",
+    "LocalProviderSettings",
+    "LoggingSettings",
+    "NetworkSettings",
+    "PriceSettings",
+    "ProvidersSettings",
+    "QueueSettings",
+    "RateLimitSettings",
+    "Section",
+    "ServerSettings",
+    "Settings",
+    "SseSettings",
+    "StorageSettings",
+    "VeoModelTiming",
+    "VeoSettings",
+    "WebhooksSettings",
+    "config_path",
+    "load_settings",
+]
