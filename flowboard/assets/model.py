@@ -94,7 +94,7 @@ class GeneratedAsset(ApiModel):
     poster_url: str | None = None
     media: MediaInfo | None = None  # a video's real size, rate, duration, frames
     storage_prefix: str | None = None
-    content_key: str | None = None  # execution/content_key.py: what this take depends on
+    content_key: str | None = None  # runs/content_key.py: what this take depends on
     reservation: Reservation | None = None  # budget reserved when it started (budgets/)
     warnings: list[str] = Field(default_factory=list)  # e.g. some variants were filtered
     error: AssetError | None = None
