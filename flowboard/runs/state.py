@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from flowboard.errors import StaleWrite
+from flowboard.errors import ErrorAnswer, FlowboardError, StaleWrite
 from flowboard.keyed_lock import KeyedLock
 from flowboard.metrics import Metrics
 from flowboard.models.execution import Execution, IllegalTransition, Task, TaskStatus
@@ -17,8 +17,14 @@ from flowboard.store.executions import ExecutionStore
 _LOGGER = logging.getLogger(__name__)
 
 
-class ExecutionNotFound(LookupError):
+class ExecutionNotFound(FlowboardError, LookupError):
     """No execution with that id in the caller's organisation."""
+
+    http_status, error_code = 404, "execution_not_found"
+
+    def answer(self) -> ErrorAnswer:
+        message = f"execution {self.args[0]!r} not found"
+        return ErrorAnswer(self.http_status, self.error_code, message)
 
 
 @dataclass
