@@ -61,7 +61,7 @@ from flowboard.store.assets import AssetStore
 from flowboard.store.executions import ExecutionStore
 from flowboard.store.tokens import TokenStore
 from flowboard.streams.hub import StreamHub
-from flowboard.tasks import cancel_and_wait
+from flowboard.tasks import cancel_and_wait, supervised_loop
 from flowboard.webhooks.service import open_webhooks
 
 _LOGGER = logging.getLogger(__name__)
@@ -94,11 +94,12 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sweep_channels(hub: StreamHub) -> None:
-    while True:
-        await asyncio.sleep(SWEEP_SECONDS)
+    async def sweep() -> None:
         dropped = hub.sweep()
         if dropped:
             _LOGGER.debug("idle stream channels dropped", extra={"count": dropped})
+
+    await supervised_loop("stream sweeper", sweep, lambda: asyncio.sleep(SWEEP_SECONDS))
 
 
 async def _canvas_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -240,22 +241,15 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _reap(engine: ExecutionEngine, every: float, wake: asyncio.Event) -> None:
     """Periodically (or when woken) re-drive running tasks that lost their job."""
-    failing = False
-    while True:
+
+    async def woken() -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(every):
                 await wake.wait()
         wake.clear()
-        try:
-            await engine.reap()
-        except Exception:  # a database outage must not kill the reaper
-            if not failing:
-                _LOGGER.exception("reaper pass failed")
-            failing = True
-        else:
-            if failing:
-                _LOGGER.info("reaper recovered")
-            failing = False
+
+    # A database outage must not kill the reaper: it logs once and tries again.
+    await supervised_loop("reaper", engine.reap, woken)
 
 
 async def _close_streams(app: web.Application) -> None:

@@ -1,0 +1,36 @@
+"""The supervised background loop: it survives failing passes, logged once each way."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from flowboard.tasks import cancel_and_wait, supervised_loop
+
+
+@pytest.mark.allow_errors
+async def test_a_failing_pass_never_ends_the_loop_and_is_logged_once_each_way(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outcomes = iter([True, False, False, False, True, True])
+    passes: list[bool] = []
+    done = asyncio.Event()
+
+    async def step() -> None:
+        ok = next(outcomes, True)  # after the script: passes go on succeeding
+        passes.append(ok)
+        if len(passes) >= 6:
+            done.set()
+        if not ok:
+            raise RuntimeError("database away")
+
+    task = asyncio.create_task(
+        supervised_loop("sweeper", step, lambda: asyncio.sleep(0)), name="flowboard.test-loop"
+    )
+    await asyncio.wait_for(done.wait(), timeout=5)
+    assert await cancel_and_wait({task}, "test loop") == set()
+    assert passes[:6] == [True, False, False, False, True, True]
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "flowboard.tasks"]
+    assert lines == [(logging.ERROR, "sweeper pass failed"), (logging.INFO, "sweeper recovered")]
