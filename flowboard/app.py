@@ -25,7 +25,7 @@ from flowboard.canvas.store import FlowStore
 from flowboard.config import Settings
 from flowboard.costs.prices import PriceTable
 from flowboard.db.lifecycle import open_supervised
-from flowboard.db.outage import DatabaseHealth, watching
+from flowboard.db.outage import DatabaseHealth, is_outage, watching
 from flowboard.events.bus import EventBus
 from flowboard.keys import (
     ASSETS,
@@ -249,7 +249,7 @@ async def _reap(engine: ExecutionEngine, every: float, wake: asyncio.Event) -> N
         wake.clear()
 
     # A database outage must not kill the reaper: it logs once and tries again.
-    await supervised_loop("reaper", engine.reap, woken)
+    await supervised_loop("reaper", engine.reap, woken, is_outage)
 
 
 async def _close_streams(app: web.Application) -> None:
