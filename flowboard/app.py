@@ -24,16 +24,13 @@ from flowboard.budgets.service import Budgets
 from flowboard.budgets.store import BudgetStore
 from flowboard.canvas.limits import FlowLimits
 from flowboard.canvas.service import CanvasService
+from flowboard.canvas.store import FlowStore
 from flowboard.cluster.presence import present
 from flowboard.config import Settings
-from flowboard.costs.planner import RunPlanner
 from flowboard.costs.prices import PriceTable
 from flowboard.db.lifecycle import open_supervised
 from flowboard.db.outage import DatabaseHealth, is_outage, watching
 from flowboard.events.bus import EventBus
-from flowboard.execution.engine import ExecutionEngine
-from flowboard.execution.queue import ProviderQueues
-from flowboard.execution.reuse import Reuse
 from flowboard.keys import (
     ASSETS,
     AUTH,
@@ -55,18 +52,21 @@ from flowboard.keys import (
 )
 from flowboard.metrics import Metrics
 from flowboard.nodes.registry import generation_types, load_plugins
-from flowboard.processors.generation import GenerationProcessor
-from flowboard.processors.inputs import InputResolver
 from flowboard.providers.registry import open_providers
+from flowboard.runs.engine import ExecutionEngine
+from flowboard.runs.generation import GenerationProcessor
+from flowboard.runs.inputs import InputResolver
+from flowboard.runs.planner import RunPlanner
+from flowboard.runs.queue import ProviderQueues
+from flowboard.runs.reuse import Reuse
 from flowboard.storage.factory import open_storage
 from flowboard.storage.space import SpaceGuard
 from flowboard.store.assets import AssetStore
 from flowboard.store.executions import ExecutionStore
-from flowboard.store.flows import FlowStore
 from flowboard.store.tokens import TokenStore
 from flowboard.streams.cluster import open_hub
 from flowboard.streams.hub import StreamHub
-from flowboard.tasks import cancel_and_wait
+from flowboard.tasks import cancel_and_wait, supervised_loop
 from flowboard.webhooks.service import open_webhooks
 
 _LOGGER = logging.getLogger(__name__)
@@ -119,11 +119,12 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sweep_channels(hub: StreamHub) -> None:
-    while True:
-        await asyncio.sleep(SWEEP_SECONDS)
+    async def sweep() -> None:
         dropped = hub.sweep()
         if dropped:
             _LOGGER.debug("idle stream channels dropped", extra={"count": dropped})
+
+    await supervised_loop("stream sweeper", sweep, lambda: asyncio.sleep(SWEEP_SECONDS))
 
 
 async def _canvas_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -265,24 +266,15 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _reap(engine: ExecutionEngine, every: float, wake: asyncio.Event) -> None:
     """Periodically (or when woken) re-drive running tasks that lost their job."""
-    failing = False
-    while True:
+
+    async def woken() -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(every):
                 await wake.wait()
         wake.clear()
-        try:
-            await engine.reap()
-        except Exception as exc:  # a database outage must not kill the reaper
-            if not failing and is_outage(exc):
-                _LOGGER.warning("reaper pass failed: database unavailable (%s)", exc)
-            elif not failing:
-                _LOGGER.exception("reaper pass failed")
-            failing = True
-        else:
-            if failing:
-                _LOGGER.info("reaper recovered")
-            failing = False
+
+    # A database outage must not kill the reaper: it logs once and tries again.
+    await supervised_loop("reaper", engine.reap, woken, is_outage)
 
 
 async def _close_streams(app: web.Application) -> None:

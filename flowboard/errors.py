@@ -6,7 +6,9 @@ to HTTP. Nothing here imports another Flowboard module, so every layer can use i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, ClassVar
 
 
 class ErrorCode(StrEnum):
@@ -31,6 +33,31 @@ class ErrorCode(StrEnum):
     INVALID_URL = "invalid_url"
 
 
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """What an API caller is told: the HTTP status and the JSON error's fields."""
+
+    status: int
+    code: str
+    message: str
+    details: Any = None
+
+
+class FlowboardError(Exception):
+    """The root of every error an API caller is answered with: an HTTP status and a code.
+
+    `api/errors.py` maps any of them to JSON with one lookup, `answer()`; a subclass sets
+    `http_status` and `error_code`, and overrides `answer()` only for a message or
+    details of its own.
+    """
+
+    http_status: ClassVar[int] = 500
+    error_code: ClassVar[str] = "internal"
+
+    def answer(self) -> ErrorAnswer:
+        return ErrorAnswer(self.http_status, self.error_code, str(self))
+
+
 class CodedError(Exception):
     """An error carrying one of ErrorCode and a message fit to show a user."""
 
@@ -40,11 +67,16 @@ class CodedError(Exception):
         self.message = message
 
 
-class InvalidRequest(CodedError):
+class InvalidRequest(CodedError, FlowboardError):
     """A request refused before anything starts: the caller gets 422 with `code`."""
+
+    http_status = 422
 
     def __init__(self, message: str, code: ErrorCode = ErrorCode.INVALID_REQUEST) -> None:
         super().__init__(code, message)
+
+    def answer(self) -> ErrorAnswer:
+        return ErrorAnswer(self.http_status, self.code.value, self.message)
 
 
 class StaleWrite(Exception):

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, create_model, field_validator
 
-from flowboard.api.schemas import Metadata
+from flowboard.canvas.metadata import Metadata
 from flowboard.canvas.model import Edge, Flow, Node, Position
 from flowboard.ids import Id
 from flowboard.nodes.registry import NODE_TYPES
@@ -19,9 +19,6 @@ from flowboard.schema import ApiModel
 
 FORMAT = "flowboard.flow/v1"
 FORMAT_FAMILY = "flowboard.flow/"
-# Capability URLs that grant access to stored media: an export leaves them out (the
-# asset id stays; GET /assets/{assetId} hands out a fresh URL to those allowed to see it).
-CAPABILITY_FIELDS = {"generated_asset": ("url", "posterUrl")}
 
 
 class DocumentNode(Node):
@@ -71,7 +68,10 @@ def export_document(flow: Flow) -> FlowDocument:
     """A flow as a document: no organisation, revision, timestamps nor capability URLs."""
     nodes = []
     for node in flow.nodes:
-        hidden = CAPABILITY_FIELDS.get(node.type, ())
+        # Capability URLs grant access to stored media: the asset id stays, and
+        # GET /assets/{assetId} hands out a fresh URL to those allowed to see it.
+        node_type = NODE_TYPES.get(node.type)
+        hidden = node_type.capability_fields if node_type is not None else ()
         data = {k: v for k, v in node.data.items() if k not in hidden}
         nodes.append(DocumentNode(id=node.id, type=node.type, position=node.position, data=data))
     return FlowDocument(

@@ -20,10 +20,10 @@ if TYPE_CHECKING:
     from flowboard.db.outage import DatabaseHealth
     from flowboard.db.supervisor import DatabaseSupervisor
     from flowboard.events.bus import EventBus
-    from flowboard.execution.engine import ExecutionEngine
     from flowboard.metrics import Metrics
     from flowboard.mirror.firestore import FirestoreMirror
     from flowboard.providers.registry import ProviderRegistry
+    from flowboard.runs.engine import ExecutionEngine
     from flowboard.storage.base import Storage
     from flowboard.storage.space import SpaceGuard
     from flowboard.store.assets import AssetStore

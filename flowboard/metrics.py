@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from flowboard.execution.model import TaskStatus
+from flowboard.models.execution import TaskStatus
 
 
 def _counter(registry: CollectorRegistry, name: str, doc: str) -> Counter:

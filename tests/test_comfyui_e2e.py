@@ -141,6 +141,26 @@ async def test_thirty_percent_of_calls_failing_still_completes_every_job(
     assert len(fake.failed_requests) > 0
 
 
+async def test_a_transiently_failing_start_is_attempted_the_configured_times_in_all(
+    aiohttp_client: Callable[..., Any], make_settings: MakeSettings, fake: FakeComfyUI
+) -> None:
+    comfyui = {"url": fake.url, "workflow": "t2v", "workflows": {"t2v": T2V}}
+    execution = {"provider_attempts": 3, "provider_backoff_seconds": 0.01}
+    settings = make_settings(
+        providers={"default": "comfyui", "comfyui": comfyui}, execution=execution
+    )
+    client: AppClient = await aiohttp_client(create_app(settings))
+    fake.fail_next_requests(100, status=503, path="/prompt")
+    flow = await video_flow(client)
+    resp = await client.post(f"{API}/run-node", json={"flowId": flow["id"], "nodeId": "vid"})
+    assert resp.status == 202, await resp.text()
+    done = await wait_execution(client, (await resp.json())["id"], timeout=60)
+    assert done["tasks"]["vid"]["status"] == "FAILED", done["tasks"]["vid"]
+    posts = [r for r in fake.failed_requests if (r.method, r.path) == ("POST", "/prompt")]
+    assert len(posts) == 3 and fake.requests.count(("POST", "/prompt")) == 0
+    assert fake.prompts == []
+
+
 async def test_readyz_reports_comfyui_reachability_without_failing(
     client: AppClient, fake: FakeComfyUI
 ) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from flowboard.app import create_app
 from flowboard.errors import StaleWrite
-from flowboard.execution.changes import TaskChange
 from flowboard.keys import DATABASE, ENGINE
+from flowboard.runs.changes import TaskChange
 from tests.servers.app import AppClient, MakeSettings
 from tests.servers.waiting import API, wait_execution
 

@@ -98,6 +98,19 @@ async def test_export_leaves_out_capability_urls(client: AppClient) -> None:
     assert document["nodes"][0]["data"] == {"mediaType": "video"}
 
 
+async def test_export_leaves_out_every_variant_url(client: AppClient) -> None:
+    urls = [f"/media/outputs/variant-secret-{i}.png" for i in range(3)]
+    node = {
+        "id": "out",
+        "type": "generated_asset",
+        "data": {"url": urls[0], "urls": urls, "mediaType": "image", "assetId": "a1"},
+    }
+    flow = await _json(await client.post(f"{API}/flows", json={"name": "o", "nodes": [node]}), 201)
+    document = await _json(await client.get(f"{API}/flows/{flow['id']}/export"), 200)
+    assert "variant-secret" not in json.dumps(document)
+    assert document["nodes"][0]["data"] == {"mediaType": "image", "assetId": "a1"}
+
+
 async def test_import_never_trusts_another_organisations_ids(
     client: AppClient, other_client: AppClient
 ) -> None:

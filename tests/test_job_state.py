@@ -10,8 +10,8 @@ from pymongo import AsyncMongoClient
 
 from flowboard.assets.model import AssetStatus, AssetType, GeneratedAsset, Workflow
 from flowboard.db.database import Database
-from flowboard.execution.model import TERMINAL, TRANSITIONS, TaskStatus, sources
 from flowboard.ids import new_id, utcnow
+from flowboard.models.execution import TERMINAL, TRANSITIONS, TaskStatus, sources
 from flowboard.store.assets import AssetStore
 
 

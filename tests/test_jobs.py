@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from flowboard.execution.jobs import JobRunner
+from flowboard.runs.jobs import JobRunner
 
 
 @pytest.mark.allow_errors
@@ -22,7 +22,7 @@ async def test_a_job_that_crashes_is_logged_with_its_ids(
     assert runner.spawn("exec_1:node_a", crash())
     while runner.running("exec_1:node_a"):
         await asyncio.sleep(0)
-    [record] = [r for r in caplog.records if r.name == "flowboard.execution.jobs"]
+    [record] = [r for r in caplog.records if r.name == "flowboard.runs.jobs"]
     assert record.levelno == logging.ERROR and record.getMessage() == "job crashed: boom"
     assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
     ids = {k: record.__dict__[k] for k in ("job", "execution_id", "node_id")}
@@ -46,4 +46,4 @@ async def test_cancelled_and_finished_jobs_log_nothing(caplog: pytest.LogCapture
     assert runner.cancel("exec_1:a") and runner.cancel_requested("exec_1:a")
     while len(runner):
         await asyncio.sleep(0)
-    assert [r for r in caplog.records if r.name == "flowboard.execution.jobs"] == []
+    assert [r for r in caplog.records if r.name == "flowboard.runs.jobs"] == []

@@ -13,7 +13,7 @@ from flowboard.canvas.model import DEFAULT_ORG, Flow
 from flowboard.db.documents import to_doc
 from flowboard.ids import new_id
 from flowboard.keys import ASSETS, CANVAS, DATABASE
-from flowboard.processors.output_node import show_take
+from flowboard.runs.output_node import show_take
 from tests.servers.app import AppClient, MakeSettings
 from tests.servers.waiting import API, wait_execution
 

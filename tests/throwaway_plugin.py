@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowboard.assets.model import AssetType, Workflow
 from flowboard.nodes.base import NodeType
-from flowboard.processors.kind import Inputs, StoredFile, StoredOutput, StoreTarget
+from flowboard.nodes.kind import Inputs, StoredFile, StoredOutput, StoreTarget
 from flowboard.providers.base import (
     BytesOutput,
     ImageRequest,

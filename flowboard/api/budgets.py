@@ -8,8 +8,8 @@ from flowboard.api.bodies import json_answer
 from flowboard.api.endpoint import Endpoint
 from flowboard.api.flows import PREFIX
 from flowboard.api.principal import org_id
-from flowboard.budgets.model import BudgetView
 from flowboard.keys import ENGINE
+from flowboard.models.budgets import BudgetView
 
 
 async def get_budget(request: web.Request) -> web.Response:

@@ -9,21 +9,14 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from flowboard.api.endpoint import Handler
-from flowboard.budgets.service import BudgetExceeded
-from flowboard.canvas.edits import NotFoundInFlow
-from flowboard.canvas.graph import GraphError
-from flowboard.canvas.service import FlowNotFound, RevisionConflict
 from flowboard.db.outage import is_outage
-from flowboard.errors import InvalidRequest
-from flowboard.execution.engine import ExecutionNotFound
+from flowboard.errors import ErrorAnswer, FlowboardError
 from flowboard.keys import DATABASE_HEALTH, SETTINGS
-from flowboard.net.ssrf import UnsafeUrl
-from flowboard.storage.base import InsufficientStorage
 
 _LOGGER = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
+class ApiError(FlowboardError):
     """An error answer with an HTTP status, a stable code and a message."""
 
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
@@ -32,6 +25,9 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.details = details
+
+    def answer(self) -> ErrorAnswer:
+        return ErrorAnswer(self.status, self.code, self.message, self.details)
 
 
 def error_response(
@@ -72,28 +68,12 @@ _HTTP_CODES = {
 
 
 def _from_domain(exc: Exception) -> web.Response | None:
-    if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+    """The answer to a Flowboard error (its own `answer()`) or to a pydantic one."""
+    if isinstance(exc, FlowboardError):
+        answer = exc.answer()
+        return error_response(answer.status, answer.code, answer.message, answer.details)
     if isinstance(exc, ValidationError):
         return error_response(422, "invalid", validation_message(exc), validation_details(exc))
-    if isinstance(exc, GraphError):
-        return error_response(422, exc.code, exc.message)
-    if isinstance(exc, FlowNotFound):
-        return error_response(404, "flow_not_found", f"flow {exc.args[0]!r} not found")
-    if isinstance(exc, NotFoundInFlow):
-        return error_response(404, f"{exc.kind}_not_found", str(exc))
-    if isinstance(exc, InvalidRequest):
-        return error_response(422, exc.code.value, exc.message)
-    if isinstance(exc, ExecutionNotFound):
-        return error_response(404, "execution_not_found", f"execution {exc.args[0]!r} not found")
-    if isinstance(exc, RevisionConflict):
-        return error_response(409, "revision_conflict", str(exc), {"currentRevision": exc.current})
-    if isinstance(exc, UnsafeUrl):
-        return error_response(422, "unsafe_url", f"url refused: {exc}")
-    if isinstance(exc, InsufficientStorage):
-        return error_response(507, "insufficient_storage", str(exc))
-    if isinstance(exc, BudgetExceeded):
-        return error_response(402, "budget_exceeded", exc.message, exc.details)
     return None
 
 

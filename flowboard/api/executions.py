@@ -9,10 +9,10 @@ from flowboard.api.bodies import json_answer, query_int, read_model
 from flowboard.api.endpoint import Endpoint, Param
 from flowboard.api.flows import FLOW_ID, PREFIX
 from flowboard.api.principal import org_id
-from flowboard.costs.planner import RunPlan
-from flowboard.execution.model import Execution
 from flowboard.ids import Id
 from flowboard.keys import ENGINE
+from flowboard.models.execution import Execution
+from flowboard.runs.planner import RunPlan
 from flowboard.schema import ApiModel
 
 EXECUTION_ID = Param("executionId", "path", required=True)

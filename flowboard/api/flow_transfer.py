@@ -12,10 +12,10 @@ from flowboard.api.endpoint import Endpoint, Param
 from flowboard.api.errors import ApiError
 from flowboard.api.principal import org_id
 from flowboard.canvas.model import Flow, Node
-from flowboard.execution.engine import ExecutionNotFound
 from flowboard.flowdoc import FlowDocument, export_document
 from flowboard.keys import ASSETS, CANVAS, ENGINE, SETTINGS
 from flowboard.net.ssrf import FetchFailed, check_url
+from flowboard.runs.engine import ExecutionNotFound
 
 PREFIX = "/api/creative-flowboard"
 FLOW_ID = Param("flowId", "path", required=True)

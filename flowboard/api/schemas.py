@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
+from flowboard.canvas.metadata import Metadata
 from flowboard.canvas.model import Edge, Flow, Node, Position
 from flowboard.ids import Id
 from flowboard.schema import ApiModel
-
-INT64 = range(-(2**63), 2**63)
-
-
-def _storable(value: dict[str, Any]) -> dict[str, Any]:
-    """Refuse free-form JSON the database cannot store: NUL in a key, an int past 64 bits."""
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if any("\x00" in key for key in item):
-                raise ValueError("keys must not contain NUL characters")
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, int) and item not in INT64:
-            raise ValueError("integers must fit in 64 bits")
-    return value
-
-
-# Flow metadata is stored as given: checked once here, on the way in.
-Metadata = Annotated[dict[str, Any], AfterValidator(_storable)]
 
 
 class FlowCreate(ApiModel):

@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import Field
 
-from flowboard.budgets.model import Reservation
 from flowboard.events.types import AssetUpdated
-from flowboard.execution.model import Task, TaskStatus
+from flowboard.media.info import MediaInfo
+from flowboard.models.budgets import Reservation
+from flowboard.models.execution import Task, TaskStatus
 from flowboard.schema import ApiModel
 
 # An asset's outcome is a status of the same lifecycle (and transition table) as the task
@@ -31,16 +32,6 @@ class Workflow(StrEnum):
     TEXT_TO_IMAGE = "text-to-image"
     IMAGE_TO_IMAGE = "image-to-image"
     UPLOAD = "upload"
-
-
-class MediaInfo(ApiModel):
-    """A stored video as probed, never as requested (a workflow may make its own size)."""
-
-    width: int
-    height: int
-    fps: float
-    duration_seconds: float
-    frames: int
 
 
 class StorageInfo(ApiModel):
@@ -103,7 +94,7 @@ class GeneratedAsset(ApiModel):
     poster_url: str | None = None
     media: MediaInfo | None = None  # a video's real size, rate, duration, frames
     storage_prefix: str | None = None
-    content_key: str | None = None  # execution/content_key.py: what this take depends on
+    content_key: str | None = None  # runs/content_key.py: what this take depends on
     reservation: Reservation | None = None  # budget reserved when it started (budgets/)
     warnings: list[str] = Field(default_factory=list)  # e.g. some variants were filtered
     error: AssetError | None = None

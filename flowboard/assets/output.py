@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowboard.assets.model import MediaInfo
+from flowboard.media.info import MediaInfo
 from flowboard.media.poster import MediaError, extract_poster
 from flowboard.media.probe import media_info
 from flowboard.providers.base import (

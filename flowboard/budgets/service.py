@@ -17,21 +17,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowboard.assets.model import GeneratedAsset
-from flowboard.budgets.model import UNLIMITED, BudgetView, Period, Reservation
 from flowboard.budgets.store import BudgetStore
 from flowboard.costs.ledger import round_cost
+from flowboard.errors import ErrorAnswer, FlowboardError
 from flowboard.ids import utcnow
+from flowboard.models.budgets import UNLIMITED, BudgetView, Period, Reservation
 
 _LOGGER = logging.getLogger(__name__)
 
 
-class BudgetExceeded(Exception):
+class BudgetExceeded(FlowboardError):
     """A run's estimate is more than the budget has left: answered 402 with the figures."""
 
     def __init__(self, message: str, details: dict[str, Any]) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+
+    http_status, error_code = 402, "budget_exceeded"
+
+    def answer(self) -> ErrorAnswer:
+        return ErrorAnswer(self.http_status, self.error_code, self.message, self.details)
 
 
 def _period(doc: dict[str, Any], name: str) -> Period:

@@ -17,8 +17,8 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from flowboard.budgets.model import UNLIMITED, Reservation, day_key, month_key
 from flowboard.db.database import Database
+from flowboard.models.budgets import UNLIMITED, Reservation, day_key, month_key
 
 _SET_ATTEMPTS = 20
 

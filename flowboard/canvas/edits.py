@@ -5,15 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from flowboard.canvas.model import Edge, Flow, Node, Position
+from flowboard.errors import ErrorAnswer, FlowboardError
 
 
-class NotFoundInFlow(LookupError):
+class NotFoundInFlow(FlowboardError, LookupError):
     """A node or edge named by an edit is not in the flow."""
+
+    http_status = 404
 
     def __init__(self, kind: str, item_id: str) -> None:
         super().__init__(f"{kind} {item_id!r} not found")
         self.kind = kind
         self.item_id = item_id
+
+    def answer(self) -> ErrorAnswer:
+        return ErrorAnswer(self.http_status, f"{self.kind}_not_found", str(self))
 
 
 def add_node(flow: Flow, node: Node) -> Flow:

@@ -6,15 +6,21 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 
 from flowboard.canvas.model import Edge, Node
+from flowboard.errors import ErrorAnswer, FlowboardError
 
 
-class GraphError(ValueError):
+class GraphError(FlowboardError, ValueError):
     """A flow breaks a structural rule; `code` names which."""
+
+    http_status = 422
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+
+    def answer(self) -> ErrorAnswer:
+        return ErrorAnswer(self.http_status, self.code, self.message)
 
 
 def _first_duplicate(ids: Iterable[str]) -> str | None:

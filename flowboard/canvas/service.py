@@ -16,11 +16,12 @@ from flowboard.canvas.graph import GraphError, check_graph
 from flowboard.canvas.limits import FlowLimits
 from flowboard.canvas.model import Edge, Flow, Node
 from flowboard.canvas.patch import diff
+from flowboard.canvas.store import FlowPage, FlowStore
 from flowboard.canvas.write import FlowWrite
 from flowboard.canvas.write import plan as plan_write
+from flowboard.errors import ErrorAnswer, FlowboardError
 from flowboard.ids import new_id, utcnow
 from flowboard.keyed_lock import KeyedLock
-from flowboard.store.flows import FlowPage, FlowStore
 from flowboard.streams.hub import StreamEventType, StreamHub
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,16 +29,27 @@ _LOGGER = logging.getLogger(__name__)
 Edit = Callable[[Flow], Flow]
 
 
-class FlowNotFound(LookupError):
+class FlowNotFound(FlowboardError, LookupError):
     """No flow with that id in the caller's organisation."""
 
+    http_status, error_code = 404, "flow_not_found"
 
-class RevisionConflict(Exception):
+    def answer(self) -> ErrorAnswer:
+        return ErrorAnswer(self.http_status, self.error_code, f"flow {self.args[0]!r} not found")
+
+
+class RevisionConflict(FlowboardError):
     """The write was based on a revision that is no longer current."""
+
+    http_status, error_code = 409, "revision_conflict"
 
     def __init__(self, current: int) -> None:
         super().__init__(f"flow is at revision {current}")
         self.current = current
+
+    def answer(self) -> ErrorAnswer:
+        details = {"currentRevision": self.current}
+        return ErrorAnswer(self.http_status, self.error_code, str(self), details)
 
 
 def sync_json(flow: Flow) -> str:

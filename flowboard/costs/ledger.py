@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flowboard.costs.model import ExecutionCost, TaskCost, Units
+from flowboard.models.costs import ExecutionCost, TaskCost, Units
 
 
 def round_cost(value: float) -> float:

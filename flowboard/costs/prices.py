@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flowboard.config import CostSettings, PriceSettings
 from flowboard.costs.ledger import round_cost
-from flowboard.costs.model import Units
+from flowboard.models.costs import Units
 
 _FREE = PriceSettings()
 

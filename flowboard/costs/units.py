@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowboard.assets.model import AssetType, GeneratedAsset
-from flowboard.costs.model import Units
+from flowboard.models.costs import Units
 from flowboard.providers.base import MediaKind
 
 

@@ -81,7 +81,7 @@ class Database:
         )
         await self.assets.create_index([("executionId", ASCENDING), ("nodeId", ASCENDING)])
         await self.assets.create_index([("status", ASCENDING)])
-        await self.assets.create_index(  # reuse of unchanged results (execution/reuse.py)
+        await self.assets.create_index(  # reuse of unchanged results (runs/reuse.py)
             [
                 ("orgId", ASCENDING),
                 ("flowId", ASCENDING),

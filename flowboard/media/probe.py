@@ -7,7 +7,7 @@ from pathlib import Path
 
 import av
 
-from flowboard.assets.model import MediaInfo
+from flowboard.media.info import MediaInfo
 from flowboard.media.poster import MediaError, probe_video
 
 

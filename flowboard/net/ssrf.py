@@ -21,6 +21,8 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from flowboard.errors import ErrorAnswer, FlowboardError
+
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolve = Callable[[str, int], Awaitable[list[str]]]
@@ -37,8 +39,13 @@ class OutboundError(Exception):
     """An outbound request was refused or failed; the message is safe to show and log."""
 
 
-class UnsafeUrl(OutboundError):
+class UnsafeUrl(OutboundError, FlowboardError):
     """The URL's scheme or (resolved) address is not allowed (a 422 for API callers)."""
+
+    http_status, error_code = 422, "unsafe_url"
+
+    def answer(self) -> ErrorAnswer:
+        return ErrorAnswer(self.http_status, self.error_code, f"url refused: {self}")
 
 
 class FetchFailed(OutboundError):

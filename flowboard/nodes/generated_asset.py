@@ -23,4 +23,6 @@ class GeneratedAssetNodeData(ApiModel):
     execution_id: Id | None = None
 
 
-NODE_TYPE = NodeType("generated_asset", GeneratedAssetNodeData)
+NODE_TYPE = NodeType(
+    "generated_asset", GeneratedAssetNodeData, capability_fields=("url", "posterUrl", "urls")
+)

@@ -12,7 +12,7 @@ from pydantic import Field
 from flowboard.assets.model import AssetType, Workflow
 from flowboard.media.sniff import UnsupportedMedia, sniff_image
 from flowboard.nodes.base import NodeType
-from flowboard.processors.kind import Inputs, StoredFile, StoredOutput, StoreTarget
+from flowboard.nodes.kind import Inputs, StoredFile, StoredOutput, StoreTarget
 from flowboard.providers.base import (
     ErrorCode,
     ImageRequest,

@@ -12,4 +12,4 @@ class PromptNodeData(ApiModel):
     text: str = Field(default="", max_length=10_000)
 
 
-NODE_TYPE = NodeType("prompt", PromptNodeData)
+NODE_TYPE = NodeType("prompt", PromptNodeData, text_field="text")

@@ -11,7 +11,7 @@ from flowboard.assets.model import AssetType, Workflow
 from flowboard.assets.output import store_video
 from flowboard.ids import Id
 from flowboard.nodes.base import NodeType
-from flowboard.processors.kind import Inputs, StoredFile, StoredOutput, StoreTarget
+from flowboard.nodes.kind import Inputs, StoredFile, StoredOutput, StoreTarget
 from flowboard.providers.base import MediaKind, MediaOutput, Variants, VideoRequest
 from flowboard.schema import ApiModel
 

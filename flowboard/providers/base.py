@@ -212,6 +212,15 @@ class GenerationProvider(Protocol[Request_contra, Output_co]):
         """Release clients and connections."""
 
 
+def owns_call_retries(provider: object) -> bool:
+    """Whether a provider retries its own I/O calls, so its caller must not retry them too.
+
+    One owner per retry: a provider that sets `owns_call_retries = True` retries each
+    transient call itself; the processor then retries only whole-job failures.
+    """
+    return bool(getattr(provider, "owns_call_retries", False))
+
+
 VideoProvider = GenerationProvider[VideoRequest, MediaOutput | Variants]
 """A source of generated videos."""
 

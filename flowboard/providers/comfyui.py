@@ -120,6 +120,7 @@ class ComfyUIProvider:
     """
 
     name = "comfyui"
+    owns_call_retries = True  # each HTTP call retries itself (ComfyTiming.retry)
 
     def __init__(
         self,

@@ -80,6 +80,7 @@ class ComfyUIImageProvider:
     """Runs configured ComfyUI workflows as image jobs; satisfies `ImageProvider`."""
 
     name = "comfyui"
+    owns_call_retries = True  # each HTTP call retries itself (ComfyTiming.retry)
 
     def __init__(self, comfy: ComfyUIProvider) -> None:
         self._comfy = comfy  # owns the connections: closed by the video side

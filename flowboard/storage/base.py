@@ -10,6 +10,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from flowboard.errors import FlowboardError
+
 MAX_KEY_LENGTH = 512
 FILE_CHUNK_BYTES = 1 << 20
 _KEY_CHARS = re.compile(r"[A-Za-z0-9/_.-]+")
@@ -55,8 +57,10 @@ class StorageError(Exception):
     """A storage operation failed."""
 
 
-class InsufficientStorage(StorageError):
+class InsufficientStorage(StorageError, FlowboardError):
     """The disk is (nearly) full: the write was refused or failed with ENOSPC."""
+
+    http_status, error_code = 507, "insufficient_storage"
 
 
 class InvalidKey(StorageError):

@@ -10,8 +10,8 @@ from pymongo import DESCENDING, ReturnDocument, WriteConcern
 from flowboard.assets.model import JOB_STATE_FIELDS, AssetStatus, GeneratedAsset
 from flowboard.db.database import Database
 from flowboard.db.documents import from_doc, to_doc
-from flowboard.execution.model import sources
 from flowboard.ids import utcnow
+from flowboard.models.execution import sources
 
 _UNFINISHED = [AssetStatus.PENDING.value, AssetStatus.PROCESSING.value]
 _JOURNALED = WriteConcern(j=True)

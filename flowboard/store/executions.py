@@ -10,7 +10,7 @@ from pymongo.errors import DuplicateKeyError
 
 from flowboard.db.database import Database
 from flowboard.db.documents import from_doc, to_doc
-from flowboard.execution.model import ACTIVE, Execution
+from flowboard.models.execution import ACTIVE, Execution
 
 _UNFINISHED = {"status": {"$in": [s.value for s in ACTIVE]}}
 

@@ -24,9 +24,9 @@ from pydantic import ConfigDict, Field, model_validator
 from flowboard.assets.model import AssetError, AssetStatus, GeneratedAsset, asset_event
 from flowboard.config import InboundWebhookSettings
 from flowboard.events.bus import EventBus
-from flowboard.execution.changes import TaskChange, TaskUpdater
 from flowboard.ids import Id
 from flowboard.providers.base import ErrorCode
+from flowboard.runs.changes import TaskChange, TaskUpdater
 from flowboard.schema import ApiModel
 from flowboard.store.assets import AssetStore
 from flowboard.store.webhooks import WebhookStore

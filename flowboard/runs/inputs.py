@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from flowboard.assets.model import AssetType, GeneratedAsset, StorageInfo
 from flowboard.canvas.model import Node
+from flowboard.nodes.kind import GenerationSpec, Inputs
 from flowboard.nodes.registry import NODE_TYPES
-from flowboard.processors.base import Job
-from flowboard.processors.kind import GenerationSpec, Inputs
 from flowboard.providers.base import ErrorCode, InputImage, PermanentProviderError
+from flowboard.runs.port import Job
 from flowboard.storage.base import ObjectNotFound, Storage
 from flowboard.store.assets import AssetStore
 
@@ -35,6 +35,30 @@ def has_image_input(job: Job) -> bool:
     return any(is_image_source(n) for n in upstream_nodes(job))
 
 
+def text_of(node: Node) -> str | None:
+    """The text a node provides to the nodes it feeds, as its type declares."""
+    found = NODE_TYPES.get(node.type)
+    return found.text_of(node.data) if found is not None else None
+
+
+def input_plan(job: Job, spec: GenerationSpec) -> list[str | Node]:
+    """A node's inputs in wiring order: each a text, or a node whose image it takes.
+
+    The one description of what a generation reads: the resolver turns it into bytes,
+    the content key hashes it.
+    """
+    plan: list[str | Node] = []
+    images = 0
+    for node in upstream_nodes(job):
+        text = text_of(node)
+        if text is not None:
+            plan.append(text)
+        elif is_image_source(node) and images < spec.max_input_images:
+            images += 1
+            plan.append(node)
+    return plan
+
+
 def _missing(message: str) -> PermanentProviderError:
     return PermanentProviderError(ErrorCode.INPUT_MISSING, message)
 
@@ -52,11 +76,11 @@ class InputResolver:
     ) -> Inputs:
         texts: list[str] = []
         images: list[InputImage] = []
-        for node in upstream_nodes(job):
-            if node.type == "prompt" and node.data.get("text"):
-                texts.append(str(node.data["text"]))
-            elif is_image_source(node) and len(images) < spec.max_input_images:
-                images.append(await self._image_of(job, node))
+        for item in input_plan(job, spec):
+            if isinstance(item, str):
+                texts.append(item)
+            else:
+                images.append(await self._image_of(job, item))
         references = {
             role: await self._asset_image(job.org_id, asset_id)
             for role, asset_id in spec.references(data).items()

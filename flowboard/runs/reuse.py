@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pymongo import DESCENDING
 
 from flowboard.assets.model import AssetStatus, GeneratedAsset
-from flowboard.costs.model import Units
 from flowboard.db.documents import from_doc
-from flowboard.execution.changes import TaskChange
-from flowboard.execution.content_key import ContentKeys
-from flowboard.execution.model import TaskStatus
 from flowboard.ids import utcnow
-from flowboard.processors.base import Job
+from flowboard.models.costs import Units
+from flowboard.models.execution import TaskStatus
+from flowboard.runs.changes import TaskChange
+from flowboard.runs.content_key import ContentKeys
+from flowboard.runs.port import Job
 from flowboard.store.assets import AssetStore
 
 _LOGGER = logging.getLogger(__name__)

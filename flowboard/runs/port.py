@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from flowboard.canvas.model import Flow, Node
-from flowboard.execution.changes import TaskChange, TaskUpdater
+from flowboard.runs.changes import TaskChange, TaskUpdater
 
 
 @dataclass(frozen=True)
 class Job:
     """One node run: the flow as it was when the run started, and where to report.
 
-    reuse: the run may end at once with an unchanged earlier result (execution/reuse.py).
+    reuse: the run may end at once with an unchanged earlier result (runs/reuse.py).
     interactive: a run-node; it waits for a provider slot before whole-flow runs do.
     """
 
@@ -23,7 +23,7 @@ class Job:
     flow: Flow
     node: Node
     reuse: bool = False
-    interactive: bool = False  # run-node: queued before whole-flow runs (execution/queue.py)
+    interactive: bool = False  # run-node: queued before whole-flow runs (runs/queue.py)
 
     @property
     def key(self) -> str:

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from flowboard.costs.ledger import settle, totals
-from flowboard.costs.model import Units
-from flowboard.execution.model import Execution, Task, TaskError, TaskStatus, check_transition
 from flowboard.ids import utcnow
+from flowboard.models.costs import Units
+from flowboard.models.execution import Execution, Task, TaskError, TaskStatus, check_transition
 
 
 @dataclass(frozen=True)

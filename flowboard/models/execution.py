@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from flowboard.costs.model import ExecutionCost, TaskCost
+from flowboard.models.costs import ExecutionCost, TaskCost
 from flowboard.schema import ApiModel
 
 
@@ -16,7 +16,7 @@ class TaskStatus(StrEnum):
     """The seed's statuses plus CANCELLED; transitions live in TRANSITIONS only."""
 
     PENDING = "PENDING"
-    QUEUED = "QUEUED"  # waiting for a slot of its provider (execution/queue.py)
+    QUEUED = "QUEUED"  # waiting for a slot of its provider (runs/queue.py)
     PROCESSING = "PROCESSING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
@@ -33,7 +33,7 @@ ACTIVE = frozenset({TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.PROCESSING
 RUNNING = frozenset({TaskStatus.QUEUED, TaskStatus.PROCESSING})
 
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    # PENDING -> COMPLETED: a task that reused an unchanged result (execution/reuse.py).
+    # PENDING -> COMPLETED: a task that reused an unchanged result (runs/reuse.py).
     TaskStatus.PENDING: frozenset(
         {
             TaskStatus.QUEUED,
@@ -81,7 +81,7 @@ class Task(ApiModel):
     output_asset_id: the GeneratedAsset the run produced (or is producing).
     attempts: provider submissions made for this task (retries included).
     cached: the task reused an unchanged result (no provider was asked).
-    content_key: what the output depends on, hashed (execution/content_key.py).
+    content_key: what the output depends on, hashed (runs/content_key.py).
     """
 
     node_id: str
@@ -98,7 +98,7 @@ class Task(ApiModel):
     content_key: str | None = None
     cost: TaskCost | None = None  # estimated and actual units and cost (flowboard/costs/)
     warnings: list[str] = Field(default_factory=list)  # the output's (filtered variants)
-    queue_position: int | None = None  # while QUEUED: 1 = next to start (execution/queue.py)
+    queue_position: int | None = None  # while QUEUED: 1 = next to start (runs/queue.py)
     eta_seconds: float | None = None  # while QUEUED: when it should start, from recent runs
     depends_on: list[str] = Field(default_factory=list)
     created_at: datetime
@@ -126,7 +126,7 @@ class Execution(ApiModel):
     tasks: dict[str, Task]
     client_request_id: str | None = None
     retry_of: str | None = None
-    reuse: bool = False  # tasks may reuse unchanged results (execution/reuse.py)
+    reuse: bool = False  # tasks may reuse unchanged results (runs/reuse.py)
     cost: ExecutionCost | None = None  # the tasks' totals (flowboard/costs/)
     version: int = 0
     created_at: datetime

@@ -14,14 +14,14 @@ from enum import StrEnum
 from flowboard.assets.model import GeneratedAsset
 from flowboard.canvas.model import Flow, Node
 from flowboard.costs.ledger import round_cost, totals
-from flowboard.costs.model import TaskCost, Units
 from flowboard.costs.prices import PriceTable
 from flowboard.costs.units import estimate_units
-from flowboard.execution.model import Execution, Task
-from flowboard.execution.reuse import Reuse
+from flowboard.models.costs import TaskCost, Units
+from flowboard.models.execution import Execution, Task
 from flowboard.nodes.registry import NODE_TYPES
-from flowboard.processors.base import Job
 from flowboard.providers.registry import ProviderRegistry
+from flowboard.runs.port import Job
+from flowboard.runs.reuse import Reuse
 from flowboard.schema import ApiModel
 
 DRY_RUN = "dry-run"

@@ -7,8 +7,9 @@ the provider (resolved, so a default counts as its name), the node's validated d
 byte-identical image uploaded again under a new asset id keeps the key, and another
 image changes it.
 
-The inputs are read exactly as `processors/inputs.py` resolves them (same upstream
-nodes, same order, same image limit): the key describes what the provider will get.
+The inputs are those of `runs/inputs.py` `input_plan`, the one description the resolver
+reads too (same upstream nodes, same order, same image limit): the key describes what
+the provider will get.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from typing import Any
 
 from flowboard.assets.model import AssetType, GeneratedAsset
 from flowboard.canvas.model import Node
+from flowboard.nodes.kind import GenerationSpec
 from flowboard.nodes.registry import NODE_TYPES
-from flowboard.processors.base import Job
-from flowboard.processors.inputs import is_image_source, upstream_nodes
-from flowboard.processors.kind import GenerationSpec
+from flowboard.runs.inputs import input_plan
+from flowboard.runs.port import Job
 from flowboard.store.assets import AssetStore
 
 KEY_VERSION = 1
@@ -90,16 +91,14 @@ class ContentKeys:
         self, job: Job, spec: GenerationSpec, data: Any, upstream: Mapping[str, GeneratedAsset]
     ) -> list[str] | None:
         hashes: list[str] = []
-        images = 0
-        for node in upstream_nodes(job):
-            if node.type == "prompt" and node.data.get("text"):
-                hashes.append("text:" + text_hash(str(node.data["text"])))
-            elif is_image_source(node) and images < spec.max_input_images:
-                images += 1
-                found = await self._image_hash(job, node, upstream)
-                if found is None:
-                    return None
-                hashes.append("image:" + found)
+        for item in input_plan(job, spec):
+            if isinstance(item, str):
+                hashes.append("text:" + text_hash(item))
+                continue
+            found = await self._image_hash(job, item, upstream)
+            if found is None:
+                return None
+            hashes.append("image:" + found)
         for role, asset_id in sorted(spec.references(data).items()):
             asset = await self.assets.get(job.org_id, asset_id)
             found = _still_hash(asset) if asset is not None else None

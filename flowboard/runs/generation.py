@@ -1,7 +1,7 @@
 """GenerationProcessor: start a generation, follow it, store it, finalise the node.
 
 One processor runs every node type that declares a `GenerationSpec` (video, image,
-a plugin's): it owns the lifecycle — prepare, start with retries, persist the
+a plugin's): it owns the lifecycle — prepare, start with retries (`retries.py`), persist the
 operation id, follow, report progress, store the outputs, finalise, add or update the
 output node, cancel, resume — and asks the node type's spec only what differs by
 media. `process_job()` creates the GeneratedAsset and returns; the provider job runs
@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,13 +21,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from flowboard.assets.model import (
     AssetError,
@@ -38,132 +29,42 @@ from flowboard.assets.model import (
     asset_event,
 )
 from flowboard.assets.output import new_prefix
-from flowboard.budgets.model import Reservation
 from flowboard.budgets.service import Budgets
-from flowboard.canvas.limits import FlowTooLarge
 from flowboard.canvas.model import Flow, Node
-from flowboard.canvas.service import CanvasService, FlowNotFound
+from flowboard.canvas.service import CanvasService
 from flowboard.config import ExecutionSettings
 from flowboard.costs.prices import PriceTable
-from flowboard.costs.units import delivered_units, estimate_units
 from flowboard.db.outage import is_outage
-from flowboard.errors import InvalidRequest, StaleWrite
 from flowboard.events.bus import EventBus, on
 from flowboard.events.types import AssetUpdated
-from flowboard.execution.changes import TaskChange
-from flowboard.execution.jobs import JobRunner
-from flowboard.execution.model import TaskError, TaskStatus
-from flowboard.execution.queue import ProviderQueues
-from flowboard.execution.reuse import Reuse
-from flowboard.ids import new_id, utcnow
+from flowboard.ids import utcnow
+from flowboard.models.execution import TaskError, TaskStatus
 from flowboard.nodes.base import NodeType
-from flowboard.processors.base import Job, Launch, TaskUpdater
-from flowboard.processors.inputs import InputResolver, has_image_input
-from flowboard.processors.kind import GenerationSpec, Inputs, StoredOutput, StoreTarget
-from flowboard.processors.output_node import output_node_of, show_take
+from flowboard.nodes.kind import GenerationSpec, Inputs, StoredOutput, StoreTarget
 from flowboard.providers.base import (
     ErrorCode,
-    Progress,
     ProviderError,
-    TransientProviderError,
+    owns_call_retries,
 )
 from flowboard.providers.registry import ProviderRegistry
 from flowboard.providers.spec import AnyProvider
+from flowboard.runs.billing import RunBilling
+from flowboard.runs.changes import TaskChange
+from flowboard.runs.inputs import InputResolver
+from flowboard.runs.jobs import JobRunner
+from flowboard.runs.output_node import output_node_of
+from flowboard.runs.port import Job, Launch, TaskUpdater
+from flowboard.runs.progress import ProgressReporter
+from flowboard.runs.queue import ProviderQueues
+from flowboard.runs.retries import with_retries
+from flowboard.runs.reuse import Reuse
+from flowboard.runs.takes import new_asset, show_on_canvas
 from flowboard.storage.base import Storage, StorageError
 from flowboard.storage.space import is_storage_full
 from flowboard.store.assets import AssetStore
-from flowboard.tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def _reason(error: BaseException | None) -> str:
-    """Say why a provider step is retried, in the provider's words."""
-    if isinstance(error, ProviderError):
-        return error.message
-    return str(error) or type(error).__name__ if error is not None else "unknown error"
-
-
-@dataclass
-class _Reporter:
-    """Throttled, monotonic, whole-percent progress of one job, kept on its task.
-
-    The task owns the job's progress: a report is one task change (one write, then
-    EXECUTION_UPDATE on the flow's stream); an estimated report is shown, not written
-    (`update_task(store=False)`). Reporting never waits for the database:
-    a write runs in the background and, while it is in flight, newer progress replaces
-    what waits for the next one. So a slow database makes progress coarser, never the
-    provider's polls later.
-    """
-
-    processor: GenerationProcessor
-    job: Job
-    asset_id: str
-    settings: ExecutionSettings
-    last_sent: float = -math.inf
-    best: float = 0.0
-    _waiting: Progress | None = None
-    _writer: asyncio.Task[None] | None = None
-
-    async def __call__(self, progress: Progress) -> None:
-        now = time.monotonic()
-        # Whole percents: what a canvas shows, and each one stored costs a write.
-        percent = float(min(99, math.floor(progress.percent)))
-        settings = self.settings
-        if progress.estimated:
-            interval = settings.estimated_progress_interval_seconds
-            floor = self.best + max(1.0, settings.estimated_progress_step)
-        else:
-            interval, floor = settings.progress_min_interval_seconds, self.best + 1.0
-        if percent < floor or now - self.last_sent < interval:
-            return
-        self.best, self.last_sent = percent, now
-        self._waiting = Progress(percent, progress.estimated)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name=f"progress:{self.asset_id}")
-
-    async def _write(self) -> None:
-        try:
-            await self._write_waiting()
-        finally:
-            self._writer = None  # a finished task kept per job adds up over thousands
-
-    async def _write_waiting(self) -> None:
-        job = self.job
-        while (progress := self._waiting) is not None:
-            self._waiting = None
-            change = TaskChange(
-                progress=progress.percent,
-                estimated=progress.estimated,
-                description=f"generating ({progress.percent:.0f}%)",
-            )
-            # An estimate is a guess from elapsed time: shown live, never worth a write.
-            store = not progress.estimated
-            try:
-                await self.processor.tasks.update_task(
-                    job.execution_id, job.node.id, change, store=store
-                )
-            except (PyMongoError, StaleWrite) as exc:  # the next report tries again
-                # An outage is logged once by the health watcher, not once a report a job.
-                log = _LOGGER.debug if is_outage(exc) else _LOGGER.warning
-                log(
-                    "progress not stored: %s",
-                    exc,
-                    extra={"asset_id": self.asset_id, "execution_id": job.execution_id},
-                )
-
-    async def flush(self) -> None:
-        """Wait for the progress still being stored (before the job's final write)."""
-        if self._writer is not None:
-            await self._writer
-
-    async def close(self) -> None:
-        """The job ended: progress not yet stored no longer matters; stop its writer."""
-        self._waiting = None
-        if self._writer is not None:
-            # Awaited, so no write of this job can land after its final one.
-            await cancel_and_wait({self._writer}, f"progress writer of {self.asset_id}")
 
 
 @dataclass
@@ -187,6 +88,9 @@ class GenerationProcessor:
     budgets: Budgets | None = None  # reserve at start, settle at end (budgets/)
     queues: ProviderQueues | None = None  # per-provider concurrency limits
     _operations: dict[str, tuple[AnyProvider, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.billing = RunBilling(self.prices, self.budgets)
 
     def _spec(self, node_type: str) -> tuple[NodeType, GenerationSpec]:
         kind = self.kinds[node_type]
@@ -214,8 +118,8 @@ class GenerationProcessor:
             if found is not None:
                 change = await self.reuse.claim(job, found, key)
                 return Launch(change, lambda: self._show_reused(job, found))
-        reservation = await self._reserve(job, spec, data, provider.name)
-        asset = self._new_asset(job, spec, data, provider.name)
+        reservation = await self.billing.reserve(job, spec, data, provider.name)
+        asset = new_asset(job, spec, data, provider.name)
         asset = asset.model_copy(update={"content_key": key, "reservation": reservation})
         limited = self.queues is not None and self.queues.get(provider.name) is not None
         change = TaskChange(
@@ -227,36 +131,13 @@ class GenerationProcessor:
             add_attempt=True,
             content_key=key,
         )
-        return Launch(change, lambda: self._begin(job, asset), self._releaser(job, reservation))
-
-    def _releaser(
-        self, job: Job, reservation: Reservation | None
-    ) -> Callable[[], Awaitable[None]] | None:
-        """What gives the reservation back if the launch never begins."""
-        budgets = self.budgets
-        if budgets is None or reservation is None:
-            return None
-        return lambda: budgets.release(job.org_id, job.key, reservation)
-
-    async def _reserve(
-        self, job: Job, spec: GenerationSpec, data: Any, provider: str
-    ) -> Reservation | None:
-        """Reserve the task's estimate in its organisation's budget (refused: a 422 code)."""
-        if self.budgets is None or self.prices is None:
-            return None
-        params = data.model_dump(mode="json", by_alias=True, exclude_none=True)
-        model = params.get("model")
-        amount = self.prices.cost(provider, model, estimate_units(spec.media, params))
-        if amount <= 0:
-            return None
-        reservation = await self.budgets.reserve(job.org_id, amount)
-        if reservation is None:
-            message = f"the budget has less than this node's estimate ({amount:g}) left"
-            raise InvalidRequest(message, ErrorCode.BUDGET_EXCEEDED)
-        return reservation
+        return Launch(
+            change, lambda: self._begin(job, asset), self.billing.releaser(job, reservation)
+        )
 
     def _show_reused(self, job: Job, asset: GeneratedAsset) -> None:
-        self.runner.spawn(f"{job.key}:shown", self._show_asset(job.org_id, job.flow.id, asset))
+        shown = show_on_canvas(self.canvas, job.org_id, job.flow.id, asset)
+        self.runner.spawn(f"{job.key}:shown", shown)
 
     async def process_job(self, job: Job) -> None:
         launch = await self.prepare(job)
@@ -282,7 +163,7 @@ class GenerationProcessor:
             kind, spec = self._spec(job.node.type)
             data = kind.data_model.model_validate(job.node.data)
             provider = self._provider(spec, spec.provider_of(data))
-            fresh = self._new_asset(job, spec, data, provider.name)
+            fresh = new_asset(job, spec, data, provider.name)
             update = {"id": asset_id, "storage_prefix": new_prefix(asset_id)}
             self.runner.spawn(job.key, self._drive(job, fresh.model_copy(update=update), new=True))
         elif asset.status.terminal:
@@ -293,28 +174,6 @@ class GenerationProcessor:
     async def cancel(self, job: Job) -> None:
         if not self.runner.cancel(job.key):
             _LOGGER.info("no running job to cancel", extra={"job": job.key})
-
-    def _new_asset(
-        self, job: Job, spec: GenerationSpec, data: Any, provider: str
-    ) -> GeneratedAsset:
-        now = utcnow()
-        asset_id = new_id("asset")
-        return GeneratedAsset(
-            id=asset_id,
-            org_id=job.org_id,
-            flow_id=job.flow.id,
-            node_id=job.node.id,
-            execution_id=job.execution_id,
-            type=spec.asset_type,
-            provider=provider,
-            workflow=spec.workflow(data, has_image_input(job)),
-            prompt=str(getattr(data, "prompt", "") or ""),
-            parameters=data.model_dump(mode="json", by_alias=True, exclude_none=True),
-            status=AssetStatus.PROCESSING,
-            storage_prefix=new_prefix(asset_id),
-            created_at=now,
-            updated_at=now,
-        )
 
     # -- the background job ------------------------------------------------------
 
@@ -426,7 +285,12 @@ class GenerationProcessor:
             provider.validate(request)
             operation = asset.operation_id
             if operation is None:
-                operation = await self._with_retries(job, asset, lambda: provider.start(request))
+                if owns_call_retries(provider):
+                    operation = await provider.start(request)
+                else:
+                    operation = await self._with_retries(
+                        job, asset, lambda: provider.start(request)
+                    )
                 # Persist the operation before anything else, so a restart can follow it.
                 await self.assets.set_fields(asset.id, {"operationId": operation})
             self._operations[asset.id] = (provider, operation)
@@ -434,7 +298,7 @@ class GenerationProcessor:
             prefix = asset.storage_prefix or new_prefix(asset.id)
             if asset.storage_prefix is None:
                 await self.assets.set_fields(asset.id, {"storagePrefix": prefix})
-            reporter = _Reporter(self, job, asset.id, self.settings)
+            reporter = ProgressReporter(self.tasks, job, asset.id, self.settings)
             target = StoreTarget(self.storage, self.work_dir, asset.id, prefix)
             try:
 
@@ -451,52 +315,19 @@ class GenerationProcessor:
         if done is not None:
             self.publish(done)
 
+    async def _start(
+        self, job: Job, asset: GeneratedAsset, provider: AnyProvider, request: Any
+    ) -> str:
+        """Submit the job; retried here unless the provider retries its own calls."""
+        if owns_call_retries(provider):
+            return await provider.start(request)
+        return await self._with_retries(job, asset, lambda: provider.start(request))
+
     async def _with_retries(
         self, job: Job, asset: GeneratedAsset, call: Callable[[], Awaitable[T]]
     ) -> T:
-        """Retry a provider step on transient errors per the policy; record each retry."""
-        policy = self.settings
-        failed: list[BaseException | None] = [None]
-
-        def keep_error(state: RetryCallState) -> None:
-            # The next attempt starts with its outcome reset: keep the reason for it here.
-            failed[0] = state.outcome.exception() if state.outcome else None
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.provider_attempts),
-            wait=wait_exponential_jitter(
-                initial=policy.provider_backoff_seconds, max=policy.provider_backoff_max_seconds
-            ),
-            retry=retry_if_exception_type(TransientProviderError),
-            before_sleep=keep_error,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    await self._record_retry(job, asset, attempt.retry_state, failed[0])
-                return await call()
-        raise AssertionError("unreachable: tenacity reraises the last error")
-
-    async def _record_retry(
-        self, job: Job, asset: GeneratedAsset, state: RetryCallState, error: BaseException | None
-    ) -> None:
-        _LOGGER.info(
-            "retrying provider call: %s",
-            error,
-            extra={
-                "asset_id": asset.id,
-                "execution_id": job.execution_id,
-                "node_id": job.node.id,
-                "attempt": state.attempt_number,
-            },
-        )
-        if self.on_retry is not None:
-            self.on_retry(job.node.type)
-        await self.tasks.update_task(
-            job.execution_id,
-            job.node.id,
-            TaskChange(add_attempt=True, description=f"retrying after: {_reason(error)}"),
+        return await with_retries(
+            job, asset, call, settings=self.settings, tasks=self.tasks, on_retry=self.on_retry
         )
 
     async def _cancel_at_provider(self, asset_id: str, provider: AnyProvider) -> None:
@@ -535,13 +366,13 @@ class GenerationProcessor:
             return  # progress is the task's own: reporters write it there directly
         if status is AssetStatus.COMPLETED:
             asset = await self.assets.get_any(event.asset_id)
-            actual = self._actual_cost(asset)
-            await self._settle(asset, actual.get("actual_cost", 0.0))
+            actual = self.billing.actual_cost(asset)
+            await self.billing.settle(asset, actual.get("actual_cost", 0.0))
             task = await self.tasks.task_status(event.execution_id, event.node_id)
             if task is None or task.terminal:
                 return  # ended meanwhile (cancelled, or a listener failed it)
             if asset is not None:
-                await self._show_asset(event.org_id, event.flow_id, asset)
+                await show_on_canvas(self.canvas, event.org_id, event.flow_id, asset)
             warnings = tuple(asset.warnings) if asset is not None else ()
             change = TaskChange(
                 status=TaskStatus.COMPLETED,
@@ -551,40 +382,13 @@ class GenerationProcessor:
                 **actual,
             )
         else:
-            await self._settle(await self.assets.get_any(event.asset_id), 0.0)
+            await self.billing.settle(await self.assets.get_any(event.asset_id), 0.0)
             error = TaskError(code=event.error_code or "failed", message=event.error_message or "")
             task_status = (
                 TaskStatus.CANCELLED if status is AssetStatus.CANCELLED else TaskStatus.FAILED
             )
             change = TaskChange(status=task_status, error=error, description=error.message)
         await self.tasks.update_task(event.execution_id, event.node_id, change)
-
-    async def _settle(self, asset: GeneratedAsset | None, actual: float) -> None:
-        if self.budgets is not None and asset is not None and asset.reservation is not None:
-            await self.budgets.settle(asset, actual)
-
-    def _actual_cost(self, asset: GeneratedAsset | None) -> dict[str, Any]:
-        """What a finished take cost by the price table (TaskChange fields)."""
-        if asset is None or self.prices is None or asset.provider is None:
-            return {}
-        units = delivered_units(asset)
-        model = asset.parameters.get("model")
-        cost = self.prices.cost(asset.provider, str(model) if model else None, units)
-        return {"actual_units": units, "actual_cost": cost}
-
-    async def _show_asset(self, org_id: str, flow_id: str, asset: GeneratedAsset) -> None:
-        """Show the finished take on the source node's output node (added the first time)."""
-
-        def edit(flow: Flow) -> Flow:
-            return show_take(flow, asset) or flow  # the same flow: nothing is written
-
-        ids = {"asset_id": asset.id, "flow_id": flow_id, "node_id": asset.node_id}
-        try:
-            await self.canvas.apply(org_id, flow_id, edit)
-        except FlowNotFound:
-            _LOGGER.info("flow gone; output not shown", extra=ids)
-        except FlowTooLarge as exc:  # it grew meanwhile: the take stays on the asset records
-            _LOGGER.warning("output not shown: %s", exc.message, extra=ids)
 
     async def _fail_task(self, job: Job, code: str, message: str) -> None:
         change = TaskChange(status=TaskStatus.FAILED, error=TaskError(code=code, message=message))

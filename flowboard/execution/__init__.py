@@ -1,1 +1,0 @@
-"""Runs of nodes and flows: state, persistence and scheduling."""

@@ -1,1 +1,0 @@
-"""One processor per runnable node type."""

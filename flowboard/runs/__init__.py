@@ -1,0 +1,1 @@
+"""A run's life: planning, scheduling, processing a node, recording its state."""
