@@ -292,7 +292,7 @@ class GenerationProcessor:
                         job, asset, lambda: provider.start(request)
                     )
                 # Persist the operation before anything else, so a restart can follow it.
-                await self.assets.set_fields(asset.id, {"operationId": operation})
+                await self.assets.record_operation(asset.id, operation)
             self._operations[asset.id] = (provider, operation)
             # A fixed prefix makes a re-driven job overwrite, never duplicate, its files.
             prefix = asset.storage_prefix or new_prefix(asset.id)

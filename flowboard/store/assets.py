@@ -46,6 +46,16 @@ class AssetStore:
         update = {"$set": {**fields, "updatedAt": utcnow()}}
         await self.database.batched("assets").update(query, update)
 
+    async def record_operation(self, asset_id: str, operation_id: str) -> None:
+        """Store the provider's operation id, journaled, before the job does anything else.
+
+        A restart follows the job from it; a database killed in its flush window must not
+        forget it, or the resumed job would start (and pay for) a second generation.
+        """
+        query = {"_id": asset_id, "status": {"$in": _UNFINISHED}}
+        update = {"$set": {"operationId": operation_id, "updatedAt": utcnow()}}
+        await self.database.assets.with_options(write_concern=_JOURNALED).update_one(query, update)
+
     async def finish(
         self, asset_id: str, status: AssetStatus, fields: dict[str, Any]
     ) -> GeneratedAsset | None:
