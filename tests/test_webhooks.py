@@ -349,7 +349,7 @@ async def start_external_run(client: AppClient) -> tuple[str, str]:
                 "tasks"
             ]["v"]["outputAssetId"]
             asset = await (await client.get(f"{API}/assets/{asset_id}")).json()
-            if asset["operationId"]:
+            if asset.get("operationId"):  # absent from the JSON until the job stores it
                 return execution_id, asset_id
             await asyncio.sleep(0.05)
 
