@@ -35,19 +35,30 @@ def ids_attributes(ids: Mapping[str, str | None]) -> dict[str, str]:
     return {f"flowboard.{name}": value for name, value in ids.items() if value}
 
 
-@contextlib.contextmanager
-def span(name: str, parent: str | None = None, **ids: str | None) -> Iterator[Span | None]:
+_OFF: contextlib.nullcontext[None] = contextlib.nullcontext()  # reusable: holds nothing
+
+
+def span(
+    name: str, parent: str | None = None, **ids: str | None
+) -> contextlib.AbstractContextManager[Span | None]:
     """A span named `name` with the ids as attributes, child of the current span.
 
     `parent`: a W3C traceparent to continue instead (a job resumed after a restart).
+    While tracing is off: one shared no-op context, nothing made.
     """
     if not _ACTIVE:
-        yield None
-        return
+        return _OFF
+    return _span(_ACTIVE[0], name, parent, ids)
+
+
+@contextlib.contextmanager
+def _span(
+    tracer: Tracer, name: str, parent: str | None, ids: Mapping[str, str | None]
+) -> Iterator[Span]:
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     context = TraceContextTextMapPropagator().extract({"traceparent": parent}) if parent else None
-    with _ACTIVE[0].start_as_current_span(
+    with tracer.start_as_current_span(
         name, context=context, attributes=ids_attributes(ids)
     ) as current:
         yield current
