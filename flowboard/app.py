@@ -67,6 +67,7 @@ from flowboard.store.tokens import TokenStore
 from flowboard.streams.cluster import open_hub
 from flowboard.streams.hub import StreamHub
 from flowboard.tasks import cancel_and_wait, supervised_loop
+from flowboard.tracing.setup import TRACING, from_env, tracing_on
 from flowboard.webhooks.service import open_webhooks
 
 _LOGGER = logging.getLogger(__name__)
@@ -81,6 +82,16 @@ def _stop_serving() -> None:
     thread (flowboard/process/signals.py).
     """
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _tracing_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Traces, when an OTLP endpoint is set: first up (before the database client), last down."""
+    tracing = app.get(TRACING)
+    if tracing is None:
+        yield
+        return
+    async with tracing_on(tracing):
+        yield
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -285,12 +296,15 @@ async def _close_streams(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     """The whole service as one aiohttp Application."""
+    tracing = from_env(os.environ)  # None (and no SDK imported) without an OTLP endpoint
     app = web.Application(
+        # the request span outermost, so every other middleware runs inside it;
         # auth inside error_middleware: its refusals and failures keep the JSON error shape;
         # a known database outage answers 503 before auth (which reads tokens from it);
         # rate limits inside auth: they are charged to the principal it found; the disk
         # space check (507) before them: a refused run costs the caller nothing
         middlewares=[
+            *([tracing.middleware()] if tracing is not None else []),
             error_middleware,
             database_middleware,
             auth_middleware,
@@ -299,11 +313,14 @@ def create_app(settings: Settings) -> web.Application:
         ],
         client_max_size=settings.server.max_body_bytes,
     )
+    if tracing is not None:
+        app[TRACING] = tracing
     load_plugins(settings.plugins)  # before the routes: their node types are in OpenAPI
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.cleanup_ctx.extend(
         [
+            _tracing_ctx,
             _database_ctx,
             _presence_ctx,
             _audit_ctx,

@@ -7,6 +7,8 @@ import logging
 import sys
 from typing import Any
 
+from flowboard.tracing.context import log_ids
+
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -20,6 +22,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        entry.update(log_ids())  # the current span's trace_id and span_id, when traced
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

@@ -255,16 +255,24 @@ async def test_estimated_progress_is_shown_live_but_never_written(
     assert stored is not None and stored["tasks"]["v"]["progress"] == 100
 
 
-async def test_restart_resumes_polling_the_persisted_operation(
+async def left_for_resume(
     aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo
-) -> None:
+) -> dict[str, Any]:
+    """A run-node whose Veo operation is stored, then a graceful stop: left for resume."""
     fake.default_script = Script(Outcome.SUCCESS, seconds_until_done=2.0)
     first = await veo_client(aiohttp_client, make_settings, fake, "gemini")
     started = await run_veo(first)
     async with asyncio.timeout(10):
         while not (await asset_of(first, started)).get("operationId"):
             await asyncio.sleep(0.05)
-    await first.close()  # graceful stop: the job is left for resume
+    await first.close()
+    return started
+
+
+async def test_restart_resumes_polling_the_persisted_operation(
+    aiohttp_client: Factory, make_settings: MakeSettings, fake: FakeVeo
+) -> None:
+    started = await left_for_resume(aiohttp_client, make_settings, fake)
     assert len(fake.starts) == 1
     second = await veo_client(aiohttp_client, make_settings, fake, "gemini")
     done = await wait_execution(second, started["id"], timeout=30)

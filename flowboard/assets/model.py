@@ -97,6 +97,7 @@ class GeneratedAsset(ApiModel):
     content_key: str | None = None  # runs/content_key.py: what this take depends on
     reservation: Reservation | None = None  # budget reserved when it started (budgets/)
     warnings: list[str] = Field(default_factory=list)  # e.g. some variants were filtered
+    traceparent: str | None = None  # W3C trace context of the request that started it
     error: AssetError | None = None
     created_at: datetime
     updated_at: datetime

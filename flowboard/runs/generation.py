@@ -62,6 +62,7 @@ from flowboard.runs.takes import new_asset, show_on_canvas
 from flowboard.storage.base import Storage, StorageError
 from flowboard.storage.space import is_storage_full
 from flowboard.store.assets import AssetStore
+from flowboard.tracing.context import span, traceparent
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -120,7 +121,9 @@ class GenerationProcessor:
                 return Launch(change, lambda: self._show_reused(job, found))
         reservation = await self.billing.reserve(job, spec, data, provider.name)
         asset = new_asset(job, spec, data, provider.name)
-        asset = asset.model_copy(update={"content_key": key, "reservation": reservation})
+        # The trace context of the request goes with the record: a resumed job continues it.
+        update = {"content_key": key, "reservation": reservation, "traceparent": traceparent()}
+        asset = asset.model_copy(update=update)
         limited = self.queues is not None and self.queues.get(provider.name) is not None
         change = TaskChange(
             status=TaskStatus.QUEUED if limited else TaskStatus.PROCESSING,
@@ -180,7 +183,8 @@ class GenerationProcessor:
     async def _drive(self, job: Job, asset: GeneratedAsset, new: bool = False) -> None:
         """Run the job; if the database goes away, end it for the reaper to resume."""
         try:
-            await self._drive_once(job, asset, new)
+            with span("flowboard.job", asset.traceparent, **_ids(job, asset.id)):
+                await self._drive_once(job, asset, new)
         except Exception as exc:
             if not is_outage(exc):
                 raise
@@ -285,12 +289,8 @@ class GenerationProcessor:
             provider.validate(request)
             operation = asset.operation_id
             if operation is None:
-                if owns_call_retries(provider):
-                    operation = await provider.start(request)
-                else:
-                    operation = await self._with_retries(
-                        job, asset, lambda: provider.start(request)
-                    )
+                with span("provider.start", provider=provider.name, **_ids(job, asset.id)):
+                    operation = await self._start(job, asset, provider, request)
                 # Persist the operation before anything else, so a restart can follow it.
                 await self.assets.record_operation(asset.id, operation)
             self._operations[asset.id] = (provider, operation)
@@ -303,7 +303,8 @@ class GenerationProcessor:
             try:
 
                 async def follow_and_store() -> StoredOutput:
-                    output = await provider.follow(operation, request, reporter)
+                    with span("provider.follow", provider=provider.name, **_ids(job, asset.id)):
+                        output = await provider.follow(operation, request, reporter)
                     return await spec.store(output, target)
 
                 stored = await self._with_retries(job, asset, follow_and_store)
@@ -393,3 +394,13 @@ class GenerationProcessor:
     async def _fail_task(self, job: Job, code: str, message: str) -> None:
         change = TaskChange(status=TaskStatus.FAILED, error=TaskError(code=code, message=message))
         await self.tasks.update_task(job.execution_id, job.node.id, change)
+
+
+def _ids(job: Job, asset_id: str) -> dict[str, str | None]:
+    """The ids a span of this job carries as attributes."""
+    return {
+        "flow_id": job.flow.id,
+        "execution_id": job.execution_id,
+        "node_id": job.node.id,
+        "asset_id": asset_id,
+    }

@@ -26,6 +26,7 @@ from flowboard.storage.base import (
     read_handle_chunks,
     validate_key,
 )
+from flowboard.tracing.storage import traced_put
 
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -137,6 +138,7 @@ class LocalStorage:
             raise InvalidKey(f"key escapes the storage root: {key!r}")
         return resolved
 
+    @traced_put
     async def put_stream(
         self, key: str, chunks: AsyncIterable[bytes], content_type: str
     ) -> StoredObject:

@@ -28,6 +28,7 @@ from flowboard.storage.base import (
     validate_key,
 )
 from flowboard.storage.headers import content_disposition
+from flowboard.tracing.storage import traced_put
 
 _LOGGER = logging.getLogger(__name__)
 SHA256_METADATA = "sha256"
@@ -188,6 +189,7 @@ class S3Storage:
             raise StorageError(f"s3 create bucket {self.bucket!r} failed: {exc}") from exc
         _LOGGER.info("created bucket=%s", self.bucket)
 
+    @traced_put
     async def put_stream(
         self, key: str, chunks: AsyncIterable[bytes], content_type: str
     ) -> StoredObject:
