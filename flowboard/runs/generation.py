@@ -183,7 +183,7 @@ class GenerationProcessor:
     async def _drive(self, job: Job, asset: GeneratedAsset, new: bool = False) -> None:
         """Run the job; if the database goes away, end it for the reaper to resume."""
         try:
-            with span("flowboard.job", asset.traceparent, **_ids(job, asset.id)):
+            with span("flowboard.job", asset.traceparent, **job.ids(asset.id)):
                 await self._drive_once(job, asset, new)
         except Exception as exc:
             if not is_outage(exc):
@@ -289,7 +289,7 @@ class GenerationProcessor:
             provider.validate(request)
             operation = asset.operation_id
             if operation is None:
-                with span("provider.start", provider=provider.name, **_ids(job, asset.id)):
+                with span("provider.start", provider=provider.name, **job.ids(asset.id)):
                     operation = await self._start(job, asset, provider, request)
                 # Persist the operation before anything else, so a restart can follow it.
                 await self.assets.record_operation(asset.id, operation)
@@ -303,7 +303,7 @@ class GenerationProcessor:
             try:
 
                 async def follow_and_store() -> StoredOutput:
-                    with span("provider.follow", provider=provider.name, **_ids(job, asset.id)):
+                    with span("provider.follow", provider=provider.name, **job.ids(asset.id)):
                         output = await provider.follow(operation, request, reporter)
                     return await spec.store(output, target)
 
@@ -394,13 +394,3 @@ class GenerationProcessor:
     async def _fail_task(self, job: Job, code: str, message: str) -> None:
         change = TaskChange(status=TaskStatus.FAILED, error=TaskError(code=code, message=message))
         await self.tasks.update_task(job.execution_id, job.node.id, change)
-
-
-def _ids(job: Job, asset_id: str) -> dict[str, str | None]:
-    """The ids a span of this job carries as attributes."""
-    return {
-        "flow_id": job.flow.id,
-        "execution_id": job.execution_id,
-        "node_id": job.node.id,
-        "asset_id": asset_id,
-    }

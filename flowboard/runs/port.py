@@ -29,6 +29,15 @@ class Job:
     def key(self) -> str:
         return f"{self.execution_id}:{self.node.id}"
 
+    def ids(self, asset_id: str) -> dict[str, str | None]:
+        """The ids a log line or a trace span of this job carries."""
+        return {
+            "flow_id": self.flow.id,
+            "execution_id": self.execution_id,
+            "node_id": self.node.id,
+            "asset_id": asset_id,
+        }
+
 
 @dataclass(frozen=True)
 class Launch:
